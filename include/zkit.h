@@ -1,0 +1,14 @@
+/*  zkit.h: the umbrella header. Include this and link zkit::zkit (CMake) or
+    `pkg-config --libs libzkit`.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
+
+#ifndef ZKIT_H_INCLUDED
+#define ZKIT_H_INCLUDED
+
+#include "zkit_library.h"
+#include "zkit_envelope.h"
+
+#endif

@@ -1,0 +1,462 @@
+# zkit_testlib.py: shared helpers for zkit's process-level tests.
+#
+# The tests drive the real zkit program (found through ZKIT_BIN, or the
+# zkit binary in ZKIT_BIN_DIR) and talk to it with python3-zmq and
+# python3-msgpack as an independent peer. Everything here synchronises on
+# events (a line on stderr, a message received, a process exit) with a
+# deadline; nothing sleeps for a fixed time and hopes.
+#
+#   ZkitProcess   start a zkit process, read its stdout and stderr in the
+#                 background, wait for a stderr line, for stdout lines, for
+#                 its exit; always killed when the test ends
+#   Deadline      a point in time to wait until
+#   ZmqPeer       python sockets that close with linger 0 when the test ends
+#   recv_frames   receive a multipart message or fail at a deadline
+#   envelope      build a zkit envelope frame with msgpack, independently of C
+#   run_tests     run test functions, each with a hard deadline, print
+#                 "N passed, M failed" and return the exit status
+#
+# Run the suites with /usr/bin/python3 (Debian's, which has zmq and msgpack).
+#
+# This Source Code Form is subject to the terms of the Mozilla Public
+# License, v. 2.0. If a copy of the MPL was not distributed with this
+# file, You can obtain one at http://mozilla.org/MPL/2.0/.
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+try:
+    import msgpack
+    import zmq
+except ImportError as exc:  # pragma: no cover - environment problem
+    sys.stderr.write("zkit_testlib: %s; run the tests with /usr/bin/python3\n" % exc)
+    raise
+
+DEFAULT_TIMEOUT = 10.0  # seconds any single wait may take
+BOUND_RE = re.compile(r"^zkit (?:\w+): bound (\S+)$")
+
+
+class TestTimeout(AssertionError):
+    """A wait reached its deadline. Subclasses AssertionError: a test fails."""
+
+
+class Deadline:
+    """A point in time: Deadline(2.0) is two seconds from now."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def remaining(self):
+        return max(0.0, self.end - time.monotonic())
+
+    def remaining_ms(self):
+        return int(self.remaining() * 1000)
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+
+def zkit_bin():
+    """The zkit program under test: $ZKIT_BIN, else $ZKIT_BIN_DIR/zkit."""
+    path = os.environ.get("ZKIT_BIN")
+    if not path and os.environ.get("ZKIT_BIN_DIR"):
+        path = os.path.join(os.environ["ZKIT_BIN_DIR"], "zkit")
+    if not path or not os.access(path, os.X_OK):
+        raise RuntimeError("set ZKIT_BIN to the zkit program (got %r)" % path)
+    return path
+
+
+_live_processes = set()
+
+
+class ZkitProcess:
+    """A running zkit program.
+
+    ZkitProcess(["cat", "--pull", ...]) starts it with stdout and stderr
+    captured by reader threads; stdin is a pipe when stdin= gives bytes to
+    write (then closed) or stdin=True keeps it open for write_stdin(), else
+    /dev/null. Use it as a context manager, or rely on run_tests, to make
+    sure it is killed when the test ends."""
+
+    def __init__(self, args, stdin=None, env=None, program=None):
+        self.args = [program or zkit_bin()] + [str(a) for a in args]
+        self._cond = threading.Condition()
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._eof = {"stdout": False, "stderr": False}
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+        )
+        _live_processes.add(self)
+        self._threads = [
+            threading.Thread(target=self._reader, args=(self.proc.stdout, "stdout"), daemon=True),
+            threading.Thread(target=self._reader, args=(self.proc.stderr, "stderr"), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        if isinstance(stdin, (bytes, bytearray)):
+            data = bytes(stdin)
+            t = threading.Thread(target=self._writer, args=(data,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+    # ---- background I/O ----------------------------------------------------
+
+    def _reader(self, pipe, name):
+        buf = self._stdout if name == "stdout" else self._stderr
+        fd = pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._cond:
+                if not chunk:
+                    self._eof[name] = True
+                    self._cond.notify_all()
+                    return
+                buf.extend(chunk)
+                self._cond.notify_all()
+
+    def _writer(self, data):
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def write_stdin(self, data, close=False):
+        """Writes to the process's stdin (started with stdin=True)."""
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        if close:
+            self.proc.stdin.close()
+
+    # ---- what it printed ---------------------------------------------------
+
+    def stdout(self):
+        """Everything read from stdout so far (bytes)."""
+        with self._cond:
+            return bytes(self._stdout)
+
+    def stderr(self):
+        """Everything read from stderr so far, decoded (errors replaced)."""
+        with self._cond:
+            return self._stderr.decode("utf-8", "replace")
+
+    def stderr_lines(self):
+        """Complete lines read from stderr so far."""
+        text = self.stderr()
+        lines = text.split("\n")
+        return lines[:-1]
+
+    def _wait_until(self, check, timeout, what):
+        """Waits until check() (called under the lock) returns non-None."""
+        deadline = Deadline(timeout)
+        with self._cond:
+            while True:
+                result = check()
+                if result is not None:
+                    return result
+                if self._eof["stdout"] and self._eof["stderr"]:
+                    # Both pipes closed: nothing more can arrive.
+                    result = check()
+                    if result is not None:
+                        return result
+                    raise TestTimeout("%s: process ended first (rc %s)\n%s" % (
+                        what, self.proc.poll(), self._describe()))
+                if deadline.expired():
+                    raise TestTimeout("%s: nothing after %.1fs\n%s" % (what, timeout, self._describe()))
+                self._cond.wait(min(0.1, deadline.remaining()) or 0.001)
+
+    def _describe(self):
+        return "  command: %s\n  stderr: %r\n  stdout: %r" % (
+            " ".join(self.args), self._stderr.decode("utf-8", "replace")[-2000:],
+            bytes(self._stdout[-500:]))
+
+    def wait_stderr(self, pattern, timeout=DEFAULT_TIMEOUT, index=0):
+        """Waits for the index-th complete stderr line matching the regex
+        pattern (re.search); returns the match."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def check():
+            lines = self._stderr.decode("utf-8", "replace").split("\n")[:-1]
+            found = [m for m in (regex.search(line) for line in lines) if m]
+            return found[index] if len(found) > index else None
+
+        return self._wait_until(check, timeout, "waiting for stderr /%s/" % regex.pattern)
+
+    def wait_bound(self, timeout=DEFAULT_TIMEOUT, index=0):
+        """Waits for the index-th 'zkit ...: bound ENDPOINT' line; returns the
+        endpoint with its port resolved."""
+        return self.wait_stderr(BOUND_RE, timeout, index).group(1)
+
+    def wait_stdout_bytes(self, size, timeout=DEFAULT_TIMEOUT):
+        """Waits until stdout holds at least size bytes; returns all of it."""
+        return self._wait_until(
+            lambda: bytes(self._stdout) if len(self._stdout) >= size else None,
+            timeout, "waiting for %d bytes on stdout" % size)
+
+    def wait_stdout_lines(self, count, timeout=DEFAULT_TIMEOUT):
+        """Waits for count complete stdout lines; returns them (bytes, no
+        newline)."""
+        def check():
+            lines = bytes(self._stdout).split(b"\n")[:-1]
+            return lines[:count] if len(lines) >= count else None
+
+        return self._wait_until(check, timeout, "waiting for %d stdout lines" % count)
+
+    # ---- its life ------------------------------------------------------------
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout=DEFAULT_TIMEOUT):
+        """Waits for the exit and for the output pipes to drain; returns the
+        exit status. Kills the process and fails when the deadline passes."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TestTimeout("process still running after %.1fs\n%s" % (timeout, self._describe()))
+        for t in self._threads:
+            t.join(timeout)
+        return rc
+
+    def assert_stays_running(self, seconds):
+        """Fails if the process exits within seconds: for checking that it
+        waits for something (a peer, a message) rather than giving up."""
+        try:
+            rc = self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return
+        raise AssertionError("process exited early (rc %s)\n%s" % (rc, self._describe()))
+
+    def send_signal(self, signum):
+        if self.running():
+            self.proc.send_signal(signum)
+
+    def kill(self):
+        """Kills the process if it still runs and reaps it. Idempotent."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        for t in self._threads:
+            t.join(1)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        _live_processes.discard(self)
+
+
+def zkit_cat(*args, **kwargs):
+    """ZkitProcess(["cat", *args]): shorthand for the cat subcommand."""
+    return ZkitProcess(["cat"] + list(args), **kwargs)
+
+
+def run_zkit(args, timeout=DEFAULT_TIMEOUT, stdin=None):
+    """Runs zkit to completion; returns (exit status, stdout bytes, stderr
+    text)."""
+    with ZkitProcess(args, stdin=stdin) as p:
+        rc = p.wait(timeout)
+        return rc, p.stdout(), p.stderr()
+
+
+# ---- ports and python peers ----------------------------------------------------
+
+
+def free_tcp_port(host="127.0.0.1"):
+    """A TCP port nothing listens on right now. Racy by nature (another
+    process may take it before you do): use it only when the test needs a
+    port before anyone binds, and prefer reading a 'bound' line."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class ZmqPeer:
+    """Python sockets for one test: peer.socket(zmq.PUSH) makes a socket with
+    LINGER 0 and the given options; close() (or the with block, or
+    run_tests) closes them all."""
+
+    _live = set()
+
+    def __init__(self):
+        self.ctx = zmq.Context()
+        self.sockets = []
+        ZmqPeer._live.add(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def socket(self, kind, **options):
+        s = self.ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        for name, value in options.items():
+            s.setsockopt(getattr(zmq, name.upper()), value)
+        self.sockets.append(s)
+        return s
+
+    def bind_random(self, sock, host="127.0.0.1"):
+        """Binds sock to an ephemeral TCP port; returns the endpoint."""
+        port = sock.bind_to_random_port("tcp://%s" % host)
+        return "tcp://%s:%d" % (host, port)
+
+    def close(self):
+        for s in self.sockets:
+            s.close(0)
+        self.sockets = []
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+        ZmqPeer._live.discard(self)
+
+
+def recv_frames(sock, timeout=DEFAULT_TIMEOUT):
+    """Receives one multipart message (a list of bytes) or fails at the
+    deadline."""
+    if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+        raise TestTimeout("no message after %.1fs" % timeout)
+    return sock.recv_multipart()
+
+
+def recv_frame(sock, timeout=DEFAULT_TIMEOUT):
+    """Receives a single-frame message and returns its bytes."""
+    frames = recv_frames(sock, timeout)
+    if len(frames) != 1:
+        raise AssertionError("expected one frame, got %d: %r" % (len(frames), frames))
+    return frames[0]
+
+
+def send_frames(sock, frames, timeout=DEFAULT_TIMEOUT):
+    """Sends a multipart message once the socket can take it, or fails."""
+    if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
+        raise TestTimeout("socket not writable after %.1fs" % timeout)
+    sock.send_multipart(frames)
+
+
+def assert_silent(sock, seconds):
+    """Fails if a message arrives within seconds (for checking a filter)."""
+    if sock.poll(int(seconds * 1000), zmq.POLLIN):
+        raise AssertionError("unexpected message: %r" % (sock.recv_multipart(),))
+
+
+def wait_for(predicate, timeout=DEFAULT_TIMEOUT, what="condition", interval=0.005):
+    """Polls predicate() until it returns a true value, which is returned.
+    For state that offers no event to wait on."""
+    deadline = Deadline(timeout)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if deadline.expired():
+            raise TestTimeout("%s not met after %.1fs" % (what, timeout))
+        time.sleep(interval)
+
+
+# ---- envelopes, built independently of the C codec --------------------------------
+
+
+def envelope(body=b"", seq=1, meta=None, id=None, ts=None, extra=(), version=1):
+    """The bytes of a zkit envelope [version, id, seq, ts, body, meta?, extra...].
+    meta None omits the map (unless extra elements need it in place)."""
+    items = [version, id if id is not None else os.urandom(16), seq,
+             ts if ts is not None else int(time.time() * 1e6), body]
+    if meta is not None or extra:
+        items.append(meta if meta is not None else {})
+    items.extend(extra)
+    return msgpack.packb(items, use_bin_type=True)
+
+
+def unpack_envelope(frame):
+    """Decodes an envelope frame with msgpack; returns the list (str as str,
+    bin as bytes)."""
+    return msgpack.unpackb(frame, raw=False)
+
+
+# ---- the runner ------------------------------------------------------------------
+
+
+def _alarm(signum, frame):
+    raise TestTimeout("test deadline reached")
+
+
+def _cleanup():
+    for p in list(_live_processes):
+        p.kill()
+    for peer in list(ZmqPeer._live):
+        try:
+            peer.close()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+
+def run_tests(tests, deadline=60.0, argv=None):
+    """Runs each test function with a hard deadline (SIGALRM), kills the
+    processes and closes the sockets it left, prints one line per test and
+    'N passed, M failed'. Command-line arguments select tests by substring.
+    Returns the exit status: 0 when all selected tests passed."""
+    argv = sys.argv[1:] if argv is None else argv
+    selected = [t for t in tests if not argv or any(a in t.__name__ for a in argv)]
+    passed = failed = 0
+    old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for test in selected:
+            start = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, deadline)
+            try:
+                test()
+            except Exception:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                failed += 1
+                print("FAIL %s (%.2fs)" % (test.__name__, time.monotonic() - start), flush=True)
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+            else:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                passed += 1
+                print("ok   %s (%.2fs)" % (test.__name__, time.monotonic() - start), flush=True)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _cleanup()
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 0 if failed == 0 and passed > 0 else 1

@@ -1,0 +1,58 @@
+/*  zkit: the one program. Dispatches to a subcommand; each subcommand parses its
+    own options and starts the same component an embedding service would.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "zkit.h"
+#include "zkit_cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"cat", zkit_cmd_cat, "send and receive messages on any socket type (debugging)"},
+    {"bench", zkit_cmd_bench, "measure zkit against the raw baseline in the same run"},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: zkit [--help] [--version] COMMAND [ARGS]\n"
+                 "\n"
+                 "zkit: ZeroMQ messaging patterns, brokerless, with envelopes on every message.\n"
+                 "\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+    fprintf(out, "\n'zkit COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return ZKIT_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        s_usage(stdout);
+        return ZKIT_EXIT_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("zkit %s (envelope v%d)\n", zkit_version(), ZKIT_ENVELOPE_VERSION);
+        return ZKIT_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (!strcmp(name, s_commands[i].name))
+            return s_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "zkit: unknown command '%s'\n\n", name);
+    s_usage(stderr);
+    return ZKIT_EXIT_USAGE;
+}
