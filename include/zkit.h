@@ -10,5 +10,17 @@
 
 #include "zkit_library.h"
 #include "zkit_envelope.h"
+#include "zkit_batch.h"
+#include "zkit_ventilator.h"
+#include "zkit_worker.h"
+#include "zkit_sink.h"
+#include "zkit_publisher.h"
+#include "zkit_subscriber.h"
+#include "zkit_forwarder.h"
+#include "zkit_spool.h"
+#include "zkit_spool_device.h"
+#include "zkit_balancer.h"
+#include "zkit_client.h"
+#include "zkit_service_worker.h"
 
 #endif

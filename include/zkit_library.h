@@ -48,6 +48,11 @@ enum {
     ZKIT_EFRAMES,                      /* wrong number of frames in a message    */
     ZKIT_ECOMMAND,                     /* unknown or malformed control command   */
     ZKIT_ECLOSED,                      /* component stopped or failed            */
+    ZKIT_EFULL,                        /* spool full (max_bytes) and the policy
+                                          refused or timed out                   */
+    ZKIT_EFAILED,                      /* spool FAILED after an fsync or I/O
+                                          error; writes refused until reopened   */
+    ZKIT_EFORMAT,                      /* spool file of a newer format version   */
     ZKIT_ELAST_
 };
 

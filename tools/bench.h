@@ -25,6 +25,10 @@
 /* ---- suites (one line each here and in cmd_bench.c's table) --------------- */
 
 int zkit__bench_envelope(int argc, char **argv);
+int zkit__bench_pipeline(int argc, char **argv);
+int zkit__bench_balancer(int argc, char **argv);
+int zkit__bench_spool(int argc, char **argv);
+int zkit__bench_pubsub(int argc, char **argv);
 
 /* ---- allocation counting (alloc_count.c) ---------------------------------- */
 

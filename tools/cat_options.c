@@ -95,6 +95,24 @@ static const char s_usage_text[] =
     "                    count at exit instead)\n"
     "  -h, --help        this text\n"
     "\n"
+    "reliable mode, with the spool device (docs/spool-protocol.md):\n"
+    "      --reliable    --push: a DEALER that sends each message as PUT to the\n"
+    "                    device's --in and waits for its CONFIRMED; unconfirmed\n"
+    "                    ones are sent again, same id, after --resend. Exits 0\n"
+    "                    once every message is confirmed; 1 with 'timeout:\n"
+    "                    confirmed K of N' after --timeout without progress, or\n"
+    "                    'R of N messages rejected' when the device refused some\n"
+    "                    (each REJECTED reason is printed).\n"
+    "                    --pull: a DEALER that says READY with a credit of\n"
+    "                    --window to the device's --out, prints each DELIVER and\n"
+    "                    ACKs it once printed and flushed; --count N exits after N\n"
+    "                    messages, --timeout MS after MS without one (0 when no\n"
+    "                    --count was given). Delivery is at-least-once: after a\n"
+    "                    crash a message may be printed twice (same id)\n"
+    "      --window N    push: PUTs unconfirmed at once (default 1000); pull: the\n"
+    "                    credit, messages held at once (default 100, max 10000)\n"
+    "      --resend MS   push: resend a PUT unconfirmed for MS (default 2000)\n"
+    "\n"
     "A frame that is not a valid envelope is reported on stderr as\n"
     "'zkit cat: bad frame (N bytes): REASON: DETAIL' and skipped; after 100 such\n"
     "lines only a count is printed at exit. --count counts valid messages only.\n"
@@ -116,7 +134,8 @@ static const char s_usage_text[] =
     "  zkit cat --pull --bind tcp://127.0.0.1:5555 --count 1\n"
     "  zkit cat --push --connect tcp://127.0.0.1:5555 --data hello\n"
     "  zkit cat --sub --connect tcp://127.0.0.1:5556 --subscribe news --format raw\n"
-    "  seq 10 | zkit cat --push --connect tcp://127.0.0.1:5555 --file -\n";
+    "  seq 10 | zkit cat --push --connect tcp://127.0.0.1:5555 --file -\n"
+    "  seq 10 | zkit cat --push --reliable --connect tcp://127.0.0.1:5570 --file -\n";
 
 enum {
     S_OPT_PUSH = 256,
@@ -136,7 +155,10 @@ enum {
     S_OPT_HDR,
     S_OPT_CT,
     S_OPT_TTL,
-    S_OPT_MAX_SIZE
+    S_OPT_MAX_SIZE,
+    S_OPT_RELIABLE,
+    S_OPT_WINDOW,
+    S_OPT_RESEND
 };
 
 static const struct option s_long_options[] = {
@@ -165,6 +187,9 @@ static const struct option s_long_options[] = {
     {"ct", required_argument, NULL, S_OPT_CT},
     {"ttl", required_argument, NULL, S_OPT_TTL},
     {"max-size", required_argument, NULL, S_OPT_MAX_SIZE},
+    {"reliable", no_argument, NULL, S_OPT_RELIABLE},
+    {"window", required_argument, NULL, S_OPT_WINDOW},
+    {"resend", required_argument, NULL, S_OPT_RESEND},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -259,6 +284,14 @@ static int s_check(const zkit__cat_options_t *o, bool src_given)
         return s_usage_error("--subscribe needs --sub, not %s", name);
     if (o->raw && (o->header_count || o->ct || o->has_ttl || src_given))
         return s_usage_error("--hdr, --ct, --ttl and --src need envelopes, not --raw%s", "");
+    if (o->reliable && o->type != ZMQ_PUSH && o->type != ZMQ_PULL)
+        return s_usage_error("--reliable needs --push or --pull, not %s", name);
+    if (o->reliable && o->raw)
+        return s_usage_error("--reliable speaks envelopes: not with --raw%s", "");
+    if (!o->reliable && (o->window || o->resend_ms))
+        return s_usage_error("--window and --resend need --reliable%s", "");
+    if (o->type == ZMQ_PULL && o->window > 10000)
+        return s_usage_error("--pull --reliable: --window is at most 10000%s", "");
     return 0;
 }
 
@@ -339,6 +372,18 @@ int zkit__cat_options_parse(zkit__cat_options_t *o, int argc, char **argv)
             o->max_size = (int64_t) v;
             break;
         }
+        case S_OPT_RELIABLE: o->reliable = true; break;
+        case S_OPT_WINDOW: {
+            uint64_t v;
+            if (s_parse_uint(arg, 1, 1000000, &v) == -1)
+                return s_usage_error("--window wants a number from 1 to 1000000, not '%s'", arg);
+            o->window = (uint32_t) v;
+            break;
+        }
+        case S_OPT_RESEND:
+            if (s_parse_ms(arg, &o->resend_ms) == -1 || o->resend_ms == 0)
+                return s_usage_error("--resend wants milliseconds (1 or more), not '%s'", arg);
+            break;
         case S_OPT_TOPIC: o->topic = arg; break;
         case S_OPT_SUBSCRIBE:
             if (s_push(&o->subscribe, &o->subscribe_count, sizeof arg, &arg) == -1)

@@ -52,6 +52,9 @@ typedef struct {
     int64_t max_size; /* 0: the defaults */
     bool raw;
     bool quiet;
+    bool reliable;   /* --reliable: PUT/CONFIRMED or READY/DELIVER/ACK (cat_reliable.c) */
+    uint32_t window; /* --window: PUTs unconfirmed at once (push), credit (pull); 0 = default */
+    int resend_ms;   /* --resend: a PUT unconfirmed this long is sent again */
     zkit__cat_format_t format;
     char src_default[32];
 } zkit__cat_options_t;
@@ -69,5 +72,10 @@ void zkit__cat_options_free(zkit__cat_options_t *opts);
 /*  The linger a socket closes with after a successful run: --timeout when
     given, else a bounded 2 s for PUB and infinite (-1) for everything else. */
 int zkit__cat_linger(const zkit__cat_options_t *opts);
+
+/*  Runs `zkit cat --push --reliable` or `--pull --reliable` (cat_reliable.c):
+    the producer and consumer of the spool device's protocol. Returns the
+    exit code.                                                              */
+int zkit__cat_reliable(const zkit__cat_options_t *opts);
 
 #endif

@@ -26,6 +26,10 @@ typedef struct {
 
 static const s_suite_t s_suites[] = {
     {"envelope", zkit__bench_envelope, "envelope encode/decode vs msgpack-c's generic API"},
+    {"pipeline", zkit__bench_pipeline, "pipeline msg/s and CPU ns/msg vs raw libzmq PUSH/PULL"},
+    {"balancer", zkit__bench_balancer, "request round trips through the balancer vs raw zmq_proxy"},
+    {"spool", zkit__bench_spool, "spool appends/s and ack latency vs raw write+fdatasync"},
+    {"pubsub", zkit__bench_pubsub, "msg/s per subscriber through the forwarder vs raw zmq_proxy"},
 };
 
 #define S_SUITE_COUNT (sizeof s_suites / sizeof s_suites[0])
@@ -33,6 +37,7 @@ static const s_suite_t s_suites[] = {
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: zkit bench SUITE [OPTIONS]\n"
+                 "       zkit bench --list\n"
                  "\n"
                  "Runs zkit and the raw baseline side by side in the same process, alternating,\n"
                  "and prints both (median of the rounds) with the ratio zkit / baseline.\n"
@@ -55,6 +60,12 @@ int zkit_cmd_bench(int argc, char **argv)
     const char *name = argv[1];
     if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
         s_usage(stdout);
+        return ZKIT_EXIT_OK;
+    }
+    if (!strcmp(name, "--list")) {
+        /* One name per line, for scripts that run every suite. */
+        for (size_t i = 0; i < S_SUITE_COUNT; i++)
+            printf("%s\n", s_suites[i].name);
         return ZKIT_EXIT_OK;
     }
     for (size_t i = 0; i < S_SUITE_COUNT; i++)

@@ -76,6 +76,9 @@ typedef struct {
     uint64_t bad_replies;
 } s_cat_t;
 
+/* Longest poll between two looks at the stop flag, in ms. */
+#define S_SIGNAL_TICK_MS 100
+
 static volatile sig_atomic_t s_interrupted = 0;
 
 static void s_on_signal(int signum)
@@ -545,6 +548,11 @@ static int s_run(s_cat_t *cat)
             if (timeout < 0 || left < timeout)
                 timeout = (long) left;
         }
+        /* A signal that lands between the s_stopping() check above and the
+           poll below would not interrupt it: never block longer than a tick,
+           so the flag is seen again. */
+        if (timeout < 0 || timeout > S_SIGNAL_TICK_MS)
+            timeout = S_SIGNAL_TICK_MS;
         bool want_in = cat->receiving && (opt->type != ZMQ_REQ || cat->awaiting);
         zmq_pollitem_t item = {cat->handle, 0,
                                (short) ((want_in ? ZMQ_POLLIN : 0) | (due ? ZMQ_POLLOUT : 0)), 0};
@@ -702,6 +710,11 @@ int zkit_cmd_cat(int argc, char **argv)
         return rc;
     }
 
+    if (opt.reliable) { /* its own loop: cat_reliable.c */
+        rc = zkit__cat_reliable(&opt);
+        zkit__cat_options_free(&opt);
+        return rc;
+    }
     s_cat_t cat = {.opt = &opt};
     rc = s_setup(&cat) == 0 ? s_run(&cat) : ZKIT_EXIT_FAILURE;
 

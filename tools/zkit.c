@@ -5,6 +5,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
+#include <czmq.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +20,17 @@ typedef struct {
 
 static const s_command_t s_commands[] = {
     {"cat", zkit_cmd_cat, "send and receive messages on any socket type (debugging)"},
+    {"ventilator", zkit_cmd_ventilator, "pipeline: hand out one task per input line"},
+    {"worker", zkit_cmd_worker, "pipeline: run a shell command for each task"},
+    {"sink", zkit_cmd_sink, "pipeline: collect the results of a batch into a file"},
+    {"balancer", zkit_cmd_balancer, "load-balance requests from clients over ready workers"},
+    {"spool", zkit_cmd_spool, "store-and-forward device (and inspect, verify, replay)"},
+    {"publisher", zkit_cmd_publisher, "pub/sub: publish numbered envelopes, serve replay"},
+    {"subscriber", zkit_cmd_subscriber, "pub/sub: receive, detect gaps, recover from replay"},
+    {"forwarder", zkit_cmd_forwarder, "pub/sub: XSUB/XPUB device with a slow-subscriber policy"},
     {"bench", zkit_cmd_bench, "measure zkit against the raw baseline in the same run"},
+    {"stats", zkit_cmd_stats, "print a device's statistics (table, JSON, Prometheus)"},
+    {"keygen", zkit_cmd_keygen, "make a CURVE keypair (NAME, NAME_secret) for --curve-*"},
 };
 
 static void s_usage(FILE *out)
@@ -36,6 +47,9 @@ static void s_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* czmq logs to stdout by default, where a command's output goes (JSON,
+       results, tables); diagnostics belong on stderr, for every command. */
+    zsys_set_logstream(stderr);
     if (argc < 2) {
         s_usage(stderr);
         return ZKIT_EXIT_USAGE;

@@ -749,6 +749,7 @@ int zkit__dispatcher_find(const zkit__dispatcher_t *self, const uint8_t id[16],
     info->peer_size = item->peer ? item->peer->size : 0;
     info->deadline_ms = item->deadline;
     info->expires_at_ms = item->expires_at;
+    info->payload = item->payload;
     return 0;
 }
 

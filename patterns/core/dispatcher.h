@@ -129,6 +129,7 @@ typedef struct {
     size_t peer_size;
     int64_t deadline_ms; /* IN_FLIGHT: as in the job; else NEVER */
     int64_t expires_at_ms;
+    void *payload; /* still owned by the dispatcher */
 } zkit__dispatcher_item_info_t;
 
 typedef struct {

@@ -29,6 +29,9 @@ static const char *const s_zkit_errors[] = {
     [ZKIT_EFRAMES - ZKIT_HAUSNUMERO] = "wrong number of frames",
     [ZKIT_ECOMMAND - ZKIT_HAUSNUMERO] = "unknown or malformed command",
     [ZKIT_ECLOSED - ZKIT_HAUSNUMERO] = "component stopped",
+    [ZKIT_EFULL - ZKIT_HAUSNUMERO] = "spool is full",
+    [ZKIT_EFAILED - ZKIT_HAUSNUMERO] = "spool failed after an I/O error; reopen it",
+    [ZKIT_EFORMAT - ZKIT_HAUSNUMERO] = "spool file has an unsupported format version",
 };
 
 ZKIT_EXPORT const char *zkit_strerror(int errnum)

@@ -23,10 +23,13 @@ zsock_t *zkit__socket_new(int type, const zkit__socket_opts_t *opts)
     void *handle = zsock_resolve(sock);
     int linger = opts->linger_ms;
     int64_t maxmsg = opts->maxmsgsize;
+    int on = 1;
     if (zmq_setsockopt(handle, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(handle, ZMQ_SNDHWM, &opts->sndhwm, sizeof opts->sndhwm) ||
         zmq_setsockopt(handle, ZMQ_RCVHWM, &opts->rcvhwm, sizeof opts->rcvhwm) ||
-        zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)) {
+        zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+        (opts->router_mandatory && zmq_setsockopt(handle, ZMQ_ROUTER_MANDATORY, &on, sizeof on)) ||
+        (opts->router_handover && zmq_setsockopt(handle, ZMQ_ROUTER_HANDOVER, &on, sizeof on))) {
         int err = errno;
         zsock_destroy(&sock);
         errno = err;
@@ -84,6 +87,34 @@ int zkit__socket_last_endpoint(zsock_t *sock, char *buf, size_t size)
         return -1;
     buf[size - 1] = '\0';
     return 0;
+}
+
+int zkit__socket_bind(zsock_t *sock, const char *endpoints, char *resolved, size_t size)
+{
+    if (zkit__socket_attach(sock, endpoints, true))
+        return -1;
+    if (zkit__socket_last_endpoint(sock, resolved, size)) {
+        /* Only a resolved endpoint longer than the buffer gets here; the
+           caller could not tell its peers where it listens.                */
+        int err = errno;
+        zsys_error("ZKIT-ENDPOINT: cannot read the endpoint bound for %s: %s", endpoints,
+                   zmq_strerror(err));
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+zsock_t *zkit__socket_new_bound(int type, const zkit__socket_opts_t *opts, const char *endpoints,
+                                char *resolved, size_t size)
+{
+    zsock_t *sock = zkit__socket_new(type, opts);
+    if (sock && zkit__socket_bind(sock, endpoints, resolved, size)) {
+        int err = errno;
+        zkit__socket_close(&sock, 0);
+        errno = err;
+    }
+    return sock;
 }
 
 const char *zkit__socket_type_name(int type)

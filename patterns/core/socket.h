@@ -20,6 +20,11 @@ typedef struct {
     int sndhwm;    /* 0 = unlimited                                            */
     int rcvhwm;
     int64_t maxmsgsize; /* -1 = unlimited; bound sockets get a limit by default    */
+    /* ROUTER only, set before any peer can connect. MANDATORY: a message to a
+       peer that is gone fails (EHOSTUNREACH) instead of vanishing. HANDOVER: a
+       peer reconnecting with a fixed identity takes the identity over.     */
+    bool router_mandatory;
+    bool router_handover;
 } zkit__socket_opts_t;
 
 /* Linger 30 s: long enough to flush to a live peer, bounded when the peer is
@@ -44,6 +49,18 @@ int zkit__socket_attach(zsock_t *sock, const char *endpoints, bool bind);
 /*  The socket's last bound endpoint, resolved ("tcp://127.0.0.1:41234" for a
     ':*' bind), copied into buf. Returns 0, or -1 with errno set.             */
 int zkit__socket_last_endpoint(zsock_t *sock, char *buf, size_t size);
+
+/*  Binds to each endpoint of a comma-separated list (as zkit__socket_attach)
+    and copies the resolved last one into resolved[size], as
+    zkit__socket_last_endpoint. Returns 0, or -1 with errno set and a log line
+    naming the endpoint.                                                      */
+int zkit__socket_bind(zsock_t *sock, const char *endpoints, char *resolved, size_t size);
+
+/*  zkit__socket_new and zkit__socket_bind in one: the socket of a device that
+    binds its endpoints in the constructor. Returns NULL with errno set (the
+    half-made socket destroyed) on any failure.                               */
+zsock_t *zkit__socket_new_bound(int type, const zkit__socket_opts_t *opts, const char *endpoints,
+                                char *resolved, size_t size);
 
 /*  For zkit__socket_close: keep the linger the socket already has.           */
 #define ZKIT__LINGER_KEEP INT32_MIN

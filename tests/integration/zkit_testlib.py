@@ -15,6 +15,10 @@
 #   envelope      build a zkit envelope frame with msgpack, independently of C
 #   run_tests     run test functions, each with a hard deadline, print
 #                 "N passed, M failed" and return the exit status
+#   bin_program   another program of the build (an example), from
+#                 ZKIT_BIN_DIR or beside ZKIT_BIN
+#   children_of   the processes a process started (to check for zombies)
+#   processes_running  processes with an exact command line (stragglers)
 #
 # Run the suites with /usr/bin/python3 (Debian's, which has zmq and msgpack).
 #
@@ -207,6 +211,23 @@ class ZkitProcess:
 
         return self._wait_until(check, timeout, "waiting for stderr /%s/" % regex.pattern)
 
+    def wait_stderr_where(self, pattern, predicate, timeout=DEFAULT_TIMEOUT):
+        """Waits for the first complete stderr line matching the regex
+        pattern for which predicate(match) is true; returns the match. For
+        progress lines: wait_stderr_where(r"progress (\\d+)/", lambda m:
+        int(m.group(1)) >= 10)."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def check():
+            for line in self._stderr.decode("utf-8", "replace").split("\n")[:-1]:
+                m = regex.search(line)
+                if m and predicate(m):
+                    return m
+            return None
+
+        return self._wait_until(check, timeout, "waiting for stderr /%s/ (with a condition)"
+                                % regex.pattern)
+
     def wait_bound(self, timeout=DEFAULT_TIMEOUT, index=0):
         """Waits for the index-th 'zkit ...: bound ENDPOINT' line; returns the
         endpoint with its port resolved."""
@@ -257,6 +278,10 @@ class ZkitProcess:
         if self.running():
             self.proc.send_signal(signum)
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
     def kill(self):
         """Kills the process if it still runs and reaps it. Idempotent."""
         if self.proc.poll() is None:
@@ -277,6 +302,54 @@ class ZkitProcess:
                 except OSError:
                     pass
         _live_processes.discard(self)
+
+
+def bin_program(name):
+    """Another program of the build, e.g. the primes example:
+    $ZKIT_BIN_DIR/name, else beside $ZKIT_BIN."""
+    directory = os.environ.get("ZKIT_BIN_DIR") or os.path.dirname(zkit_bin())
+    path = os.path.join(directory, name)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("%s not found in %s (set ZKIT_BIN_DIR)" % (name, directory))
+    return path
+
+
+def children_of(pid):
+    """The pids of the live (or zombie) processes whose parent is pid, as
+    (pid, state, command) tuples, read from /proc. Linux only."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue  # it ended while we looked
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        comm_end = stat.rfind(")")
+        fields = stat[comm_end + 2:].split()
+        if len(fields) >= 2 and int(fields[1]) == pid:
+            found.append((int(entry), fields[0], stat[stat.find("(") + 1:comm_end]))
+    return found
+
+
+def processes_running(*argv):
+    """The pids of processes whose command line is exactly argv (e.g.
+    "sleep", "31.4159"), for finding a straggler a test started with a
+    unique argument. Zombies have no command line and are not counted."""
+    wanted = b"".join(str(a).encode() + b"\0" for a in argv)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if f.read() == wanted:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def zkit_cat(*args, **kwargs):

@@ -4,6 +4,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,6 +114,44 @@ static void test_ephemeral_binds_get_distinct_ports(void **state)
     zkit__socket_close(&b, 0);
 }
 
+/*  new_bound: options (ROUTER flags included) are set, every endpoint of
+    the list is bound and the last one comes back resolved; a failure leaves
+    no socket behind.                                                        */
+static void test_new_bound(void **state)
+{
+    (void) state;
+    zkit__socket_opts_t opts = ZKIT__SOCKET_OPTS_DEFAULT;
+    opts.sndhwm = 77;
+    opts.router_mandatory = opts.router_handover = true;
+    char endpoint[256] = "x";
+    zsock_t *sock = zkit__socket_new_bound(ZMQ_ROUTER, &opts, "inproc://nb-a,tcp://127.0.0.1:*",
+                                           endpoint, sizeof endpoint);
+    assert_non_null(sock);
+    assert_int_equal(zsock_sndhwm(sock), 77);
+    assert_memory_equal(endpoint, "tcp://127.0.0.1:", 16);
+    assert_true(atoi(endpoint + 16) > 0);
+    /* MANDATORY: a send to an unknown peer fails instead of vanishing. */
+    assert_int_equal(zmq_send(zsock_resolve(sock), "nobody", 6, ZMQ_SNDMORE), -1);
+    assert_int_equal(errno, EHOSTUNREACH);
+    /* Both endpoints were bound: the inproc one is taken now. */
+    zsock_t *again = zkit__socket_new_bound(ZMQ_ROUTER, NULL, "inproc://nb-a", endpoint, 4);
+    assert_null(again);
+    assert_int_equal(errno, EADDRINUSE);
+    zkit__socket_close(&sock, 0);
+
+    /* Too small a buffer for the resolved endpoint is an error, not "". */
+    sock = zkit__socket_new_bound(ZMQ_PULL, NULL, "inproc://nb-long-name", endpoint, 8);
+    assert_null(sock);
+    assert_int_equal(errno, EINVAL);
+    /* The bind-only half on an existing socket. */
+    sock = zkit__socket_new(ZMQ_PULL, NULL);
+    assert_non_null(sock);
+    assert_int_equal(zkit__socket_bind(sock, "inproc://nb-b", endpoint, sizeof endpoint), 0);
+    assert_string_equal(endpoint, "inproc://nb-b");
+    assert_int_equal(zkit__socket_bind(sock, "nonsense://x", endpoint, sizeof endpoint), -1);
+    zkit__socket_close(&sock, 0);
+}
+
 int main(void)
 {
     zsys_init();
@@ -121,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_close_delivers_queued_messages),
         cmocka_unit_test(test_attach_reports_bad_endpoint),
         cmocka_unit_test(test_ephemeral_binds_get_distinct_ports),
+        cmocka_unit_test(test_new_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
