@@ -30,6 +30,7 @@
 #include "balancer/request.h"
 #include "core/actor.h"
 #include "core/dispatcher.h"
+#include "core/ratelimit.h"
 #include "core/idtable.h"
 #include "core/socket.h"
 
@@ -76,8 +77,8 @@ typedef struct {
     uint64_t hash_seed;
     uint64_t expired_seen; /* dispatcher peers_expired already handled */
     int64_t next_heartbeat;
-    zkit__bal_ratelimit_t bad_log;
-    zkit__bal_ratelimit_t dead_log;
+    zkit__ratelimit_t bad_log;
+    zkit__ratelimit_t dead_log;
     zkit_balancer_stats_t stats;
     bool terminated;
 } s_state_t;
@@ -224,7 +225,7 @@ static void s_bad(s_state_t *self, bool backend, zkit_balancer_bad_t why, int64_
 {
     (backend ? self->stats.bad_backend : self->stats.bad_frontend)[why]++;
     uint64_t suppressed = 0;
-    if (zkit__bal_ratelimit(&self->bad_log, now, &suppressed))
+    if (zkit__ratelimit(&self->bad_log, now, &suppressed))
         zsys_warning("ZKIT-BALANCER-BADFRAME %s: dropped a %s message: %s (%" PRIu64
                      " more dropped since the last line)",
                      self->name, backend ? "worker" : "client", zkit_balancer_bad_name(why),
@@ -411,7 +412,7 @@ static void s_dead_letters(s_state_t *self, int64_t now)
             }
         }
         uint64_t suppressed = 0;
-        if (zkit__bal_ratelimit(&self->dead_log, now, &suppressed)) {
+        if (zkit__ratelimit(&self->dead_log, now, &suppressed)) {
             char hex[33];
             zsys_warning("ZKIT-BALANCER-DEADLETTER %s: request %s given up: %s after %u "
                          "attempts%s (%" PRIu64 " more since the last line)",
@@ -580,8 +581,8 @@ static s_state_t *s_state_new(const zkit_balancer_opts_t *opts)
     self->verbose = opts->verbose;
     self->list.prev = self->list.next = &self->list;
     zkit__idtable_init(&self->workers);
-    self->bad_log = (zkit__bal_ratelimit_t) ZKIT__BAL_RATELIMIT_INIT;
-    self->dead_log = (zkit__bal_ratelimit_t) ZKIT__BAL_RATELIMIT_INIT;
+    self->bad_log = (zkit__ratelimit_t){0};
+    self->dead_log = (zkit__ratelimit_t){0};
     uint8_t seed[ZKIT_ID_SIZE];
     zkit_id_generate(seed);
     memcpy(&self->hash_seed, seed + 8, sizeof self->hash_seed);

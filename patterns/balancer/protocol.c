@@ -255,21 +255,6 @@ int zkit__bal_send_command(void *handle, const void *rid, size_t rid_size, uint8
     return zkit__bal_send(handle, frames, n);
 }
 
-/* ---- logging -------------------------------------------------------------------------- */
-
-bool zkit__bal_ratelimit(zkit__bal_ratelimit_t *rl, int64_t now_ms, uint64_t *suppressed)
-{
-    if (rl->last_ms != INT64_MIN && now_ms - rl->last_ms < 1000) {
-        rl->suppressed++;
-        return false;
-    }
-    if (suppressed)
-        *suppressed = rl->suppressed;
-    rl->suppressed = 0;
-    rl->last_ms = now_ms;
-    return true;
-}
-
 const char *zkit__bal_cmd_name(zkit__bal_cmd_t cmd)
 {
     switch (cmd) {

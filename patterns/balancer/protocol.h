@@ -95,17 +95,6 @@ typedef struct {
     size_t parts;
 } zkit__bal_client_msg_t;
 
-/*  Rate limit for log lines: at most one per interval.                      */
-typedef struct {
-    int64_t last_ms;     /* when the last line was logged; INT64_MIN: never */
-    uint64_t suppressed; /* events since then that were not logged          */
-} zkit__bal_ratelimit_t;
-
-#define ZKIT__BAL_RATELIMIT_INIT                                                                   \
-    {                                                                                              \
-        INT64_MIN, 0                                                                               \
-    }
-
 /* ---- receiving --------------------------------------------------------------- */
 
 /*  Receives one whole message from a libzmq socket handle with flags
@@ -167,13 +156,6 @@ int zkit__bal_frame_set(zmq_msg_t *frame, const void *data, size_t size);
     zkit__bal_send.                                                           */
 int zkit__bal_send_command(void *handle, const void *rid, size_t rid_size, uint8_t cmd,
                            uint32_t credit, const uint8_t *id);
-
-/* ---- logging ----------------------------------------------------------------- */
-
-/*  True when a line may be logged now (then *suppressed, when not NULL, gets
-    the events not logged since the last line); false counts the event as
-    suppressed. One line per second at most.                                 */
-bool zkit__bal_ratelimit(zkit__bal_ratelimit_t *rl, int64_t now_ms, uint64_t *suppressed);
 
 /*  "READY", "HEARTBEAT", ..., or "?".                                       */
 const char *zkit__bal_cmd_name(zkit__bal_cmd_t cmd);

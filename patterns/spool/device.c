@@ -84,23 +84,11 @@ int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg)
     }
 }
 
-bool zkit__sdev_ratelimit(zkit__sdev_ratelimit_t *self, int64_t now, uint64_t *suppressed)
-{
-    if (self->last_ms && now - self->last_ms < 1000) {
-        self->suppressed++;
-        return false;
-    }
-    *suppressed = self->suppressed;
-    self->suppressed = 0;
-    self->last_ms = now ? now : 1;
-    return true;
-}
-
 void zkit__sdev_bad(zkit__sdev_t *self, bool out, zkit_spool_device_bad_t why, int64_t now)
 {
     (out ? self->stats.bad_out : self->stats.bad_in)[why]++;
     uint64_t suppressed = 0;
-    if (zkit__sdev_ratelimit(&self->bad_log, now, &suppressed))
+    if (zkit__ratelimit(&self->bad_log, now, &suppressed))
         zsys_warning("ZKIT-SPOOL-DEVICE-BADFRAME %s: dropped a %s message: %s (%" PRIu64
                      " more dropped since the last line)",
                      self->name, out ? "consumer" : "producer", zkit_spool_device_bad_name(why),

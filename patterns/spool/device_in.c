@@ -245,7 +245,7 @@ static s_store_t s_store(zkit__sdev_t *self, const uint8_t *rid, size_t rid_size
     else {
         self->stats.push_dropped++;
         uint64_t suppressed = 0;
-        if (zkit__sdev_ratelimit(&self->push_log, now, &suppressed))
+        if (zkit__ratelimit(&self->push_log, now, &suppressed))
             zsys_warning("ZKIT-SPOOL-DEVICE-DROPPED %s: a fire-and-forget message was not "
                          "stored: %s: %s (%" PRIu64 " more since the last line)",
                          self->name, zkit_spool_device_reject_name(why), text, suppressed);

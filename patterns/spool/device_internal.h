@@ -13,6 +13,7 @@
 
 #include <czmq.h>
 
+#include "core/ratelimit.h"
 #include "zkit_envelope.h"
 #include "zkit_spool_device.h"
 
@@ -32,12 +33,6 @@ typedef struct {
     size_t count;
     bool dropped;
 } zkit__sdev_msg_t;
-
-/*  One log line per second at most, with a count of what it left out.      */
-typedef struct {
-    int64_t last_ms;
-    uint64_t suppressed;
-} zkit__sdev_ratelimit_t;
 
 /*  A record in memory for delivery: the dispatcher's payload.              */
 typedef struct {
@@ -119,7 +114,7 @@ typedef struct {
     /* scratch */
     zkit_envelope_t *env;
     uint64_t hash_seed;
-    zkit__sdev_ratelimit_t bad_log, dead_log, push_log;
+    zkit__ratelimit_t bad_log, dead_log, push_log;
     zkit_spool_device_stats_t stats;
     bool terminated;
 } zkit__sdev_t;
@@ -130,9 +125,6 @@ typedef struct {
     (EAGAIN: nothing waiting).                                                */
 int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg);
 void zkit__sdev_msg_close(zkit__sdev_msg_t *msg);
-
-/*  True when a line may be logged now; *suppressed gets the lines left out. */
-bool zkit__sdev_ratelimit(zkit__sdev_ratelimit_t *self, int64_t now, uint64_t *suppressed);
 
 /*  Counts a dropped message and logs it (rate-limited).                     */
 void zkit__sdev_bad(zkit__sdev_t *self, bool out, zkit_spool_device_bad_t why, int64_t now);

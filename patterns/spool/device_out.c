@@ -477,7 +477,7 @@ static void s_dead_letters(zkit__sdev_t *self, int64_t now)
                        self->name, r->seq, zkit_strerror(errno));
         }
         uint64_t suppressed = 0;
-        if (zkit__sdev_ratelimit(&self->dead_log, now, &suppressed)) {
+        if (zkit__ratelimit(&self->dead_log, now, &suppressed)) {
             char hex[33];
             zsys_warning("ZKIT-SPOOL-DEVICE-DEADLETTER %s: seq %" PRIu64 " (id %s) given up: %s "
                          "after %u attempts%s (%" PRIu64 " more since the last line)",
