@@ -18,6 +18,12 @@
         hashsvc --worker tcp://HOST:5556 [--credit N]        (x N)
         hashsvc --client tcp://HOST:5555 [--count N]
 
+    and with the operations options (zkit_ops_opts_t) on both roles:
+    --curve-secret FILE --curve-server FILE make the connection a CURVE
+    client (keys from `zkit keygen`; the balancer runs with --curve-secret
+    and --curve-allow), and a worker's --control EP answers `zkit stats`.
+    A client's --timeout MS and --retries N bound how long it tries.
+
     Uses only the public API (#include <zkit.h>).
 
     This Source Code Form is subject to the terms of the Mozilla Public
@@ -81,19 +87,32 @@ static sigset_t s_stop_signals(void)
     return set;
 }
 
-static int s_run_worker(const char *endpoint, uint32_t credit)
+/* What the command line gave besides the role.                            */
+typedef struct {
+    uint32_t credit;
+    int count;
+    uint32_t timeout_ms;
+    uint32_t retries;
+    zkit_ops_opts_t ops;
+} s_args_t;
+
+static int s_run_worker(const char *endpoint, const s_args_t *args)
 {
     sigset_t set = s_stop_signals();
     zkit_service_worker_opts_t opts = ZKIT_SERVICE_WORKER_OPTS_DEFAULT;
     opts.connect = endpoint;
     opts.handler = s_handler;
-    opts.credit = credit;
+    opts.credit = args->credit;
     opts.heartbeat_ms = HEARTBEAT;
+    opts.ops = args->ops;
     zkit_service_worker_t *worker = zkit_service_worker_new(&opts);
     if (!worker) {
         fprintf(stderr, "hashsvc: cannot start a worker: %s\n", zkit_strerror(errno));
         return 1;
     }
+    if (zkit_service_worker_control(worker))
+        fprintf(stderr, "hashsvc worker: control %s\n", zkit_service_worker_control(worker));
+    fflush(stderr);
     int signum;
     sigwait(&set, &signum);
     zkit_service_worker_stats_t stats;
@@ -111,6 +130,7 @@ typedef struct {
     int count;
     atomic_int *done;
     atomic_int failures;
+    const s_args_t *args; /* NULL: the demo's defaults */
 } s_client_arg_t;
 
 /* Sends count requests one after the other and checks each answer.        */
@@ -121,6 +141,11 @@ static void *s_client_thread(void *args)
     opts.connect = arg->endpoint;
     opts.timeout_ms = 2000;
     opts.retries = 5;
+    if (arg->args) {
+        opts.timeout_ms = arg->args->timeout_ms;
+        opts.retries = arg->args->retries;
+        opts.ops = arg->args->ops;
+    }
     zkit_client_t *client = zkit_client_new(&opts);
     if (!client) {
         atomic_fetch_add(&arg->failures, arg->count);
@@ -146,9 +171,10 @@ static void *s_client_thread(void *args)
     return NULL;
 }
 
-static int s_run_client(const char *endpoint, int count)
+static int s_run_client(const char *endpoint, const s_args_t *args)
 {
-    s_client_arg_t arg = {.endpoint = endpoint, .index = 0, .count = count};
+    int count = args->count;
+    s_client_arg_t arg = {.endpoint = endpoint, .index = 0, .count = count, .args = args};
     s_client_thread(&arg);
     int failures = atomic_load(&arg.failures);
     printf("hashsvc: %d requests, %d failures\n", count, failures);
@@ -223,20 +249,43 @@ static int s_run_demo(void)
     return failures ? 1 : 0;
 }
 
+static int s_usage(void)
+{
+    fprintf(stderr, "usage: hashsvc [--worker ENDPOINT [--credit N] [--control EP] | --client "
+                    "ENDPOINT [--count N] [--timeout MS] [--retries N]] [--curve-secret FILE "
+                    "--curve-server FILE]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 1)
         return s_run_demo();
-    if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
-        uint32_t credit =
-            argc == 5 && strcmp(argv[3], "--credit") == 0 ? (uint32_t) atoi(argv[4]) : 1;
-        return s_run_worker(argv[2], credit ? credit : 1);
+    if (argc < 3 || argc % 2 == 0)
+        return s_usage();
+    s_args_t args = {.credit = 1, .count = 100, .timeout_ms = 2000, .retries = 5};
+    for (int i = 3; i + 1 < argc; i += 2) {
+        const char *name = argv[i], *value = argv[i + 1];
+        if (strcmp(name, "--credit") == 0)
+            args.credit = atoi(value) > 0 ? (uint32_t) atoi(value) : 1;
+        else if (strcmp(name, "--count") == 0)
+            args.count = atoi(value) > 0 ? atoi(value) : 1;
+        else if (strcmp(name, "--timeout") == 0)
+            args.timeout_ms = atoi(value) > 0 ? (uint32_t) atoi(value) : 1;
+        else if (strcmp(name, "--retries") == 0)
+            args.retries = atoi(value) > 0 ? (uint32_t) atoi(value) : 0;
+        else if (strcmp(name, "--control") == 0)
+            args.ops.control = value;
+        else if (strcmp(name, "--curve-secret") == 0)
+            args.ops.curve_secret = value;
+        else if (strcmp(name, "--curve-server") == 0)
+            args.ops.curve_server = value;
+        else
+            return s_usage();
     }
-    if (argc >= 3 && strcmp(argv[1], "--client") == 0) {
-        int count = argc == 5 && strcmp(argv[3], "--count") == 0 ? atoi(argv[4]) : 100;
-        return s_run_client(argv[2], count > 0 ? count : 1);
-    }
-    fprintf(stderr, "usage: hashsvc [--worker ENDPOINT [--credit N] | --client ENDPOINT "
-                    "[--count N]]\n");
-    return 2;
+    if (strcmp(argv[1], "--worker") == 0)
+        return s_run_worker(argv[2], &args);
+    if (strcmp(argv[1], "--client") == 0)
+        return s_run_client(argv[2], &args);
+    return s_usage();
 }

@@ -47,6 +47,7 @@ typedef struct {
     uint32_t max_requests;       /* requests held at once; beyond it the frontend is not read  */
     const char *dead_letter_dir; /* directory of the dead-letter file; NULL = log only      */
     bool verbose;                /* log worker arrivals and departures (zsys_info)            */
+    zkit_ops_opts_t ops;         /* control endpoint and security (zkit_library.h) */
 } zkit_balancer_opts_t;
 
 #define ZKIT_BALANCER_OPTS_DEFAULT                                                                 \
@@ -90,9 +91,23 @@ typedef struct {
     uint64_t in_flight; /* gauge: requests a worker holds                          */
 } zkit_balancer_stats_t;
 
-/*  Starts a balancer. Returns only after both sockets are bound; returns NULL
-    with errno set (EINVAL for bad options, the bind's error, or the error
-    opening the dead-letter directory) and a log line when that failed.       */
+/*  Starts a balancer. Returns only after both sockets (and the control
+    endpoint, when opts->ops.control is set) are bound; returns NULL with
+    errno set (EINVAL for bad options, the bind's error, the error opening
+    the dead-letter directory, or an error of the security options as
+    zkit_ops_opts_t lists them) and a log line when that failed.
+
+    opts->ops: the frontend and the backend are both bound sockets, so with
+    curve_secret and curve_allow every client and every worker must be a
+    CURVE client with an allowed key (a peer without one never reaches the
+    balancer); the IP lists apply to both. The control endpoint answers
+    STATS (every field of zkit_balancer_stats_t, the registered workers as
+    peers), PING, and PAUSE/RESUME: while paused nothing is dispatched, the
+    frontend keeps taking requests up to max_requests (they queue), workers
+    keep heartbeating and replies to requests already dispatched still go
+    back; RESUME dispatches what queued meanwhile. Liveness, attempt
+    timeouts and ttls keep running while paused, so a request with a ttl
+    can expire in the queue. docs/balancer-protocol.md lists the metrics.   */
 ZKIT_EXPORT zkit_balancer_t *zkit_balancer_new(const zkit_balancer_opts_t *opts);
 
 /*  Stops the balancer, closes its sockets (giving queued replies up to a
@@ -105,6 +120,11 @@ ZKIT_EXPORT void zkit_balancer_destroy(zkit_balancer_t **self_p);
     by the balancer.                                                          */
 ZKIT_EXPORT const char *zkit_balancer_frontend(zkit_balancer_t *self);
 ZKIT_EXPORT const char *zkit_balancer_backend(zkit_balancer_t *self);
+
+/*  The control endpoint as bound ("tcp://127.0.0.1:41234" for a ':*' bind;
+    the last one when several were given), owned by the balancer, or NULL
+    when opts->ops.control was not set (or self is NULL).                    */
+ZKIT_EXPORT const char *zkit_balancer_control(zkit_balancer_t *self);
 
 /*  Fills *stats with a consistent snapshot. Returns 0, or -1 with errno
     ECANCELED when the balancer's thread has stopped.                         */

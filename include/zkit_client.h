@@ -46,6 +46,7 @@ typedef struct {
     uint32_t backoff_max_ms; /* the pause never exceeds this                            */
     uint32_t ttl_ms;         /* meta ttl of requests that have none; 0 = none           */
     uint32_t max_pending;    /* outstanding requests; send fails with EAGAIN beyond it  */
+    zkit_ops_opts_t ops;     /* control endpoint and security (zkit_library.h) */
 } zkit_client_opts_t;
 
 #define ZKIT_CLIENT_OPTS_DEFAULT                                                                   \
@@ -76,8 +77,16 @@ typedef struct {
 } zkit_client_stats_t;
 
 /*  Creates a client and connects it (a connect succeeds before the balancer
-    exists). Returns NULL with errno EINVAL for bad options, or the connect's
-    error with a log line.                                                    */
+    exists). Returns NULL with errno EINVAL for bad options, the connect's
+    error, or an error of the security options as zkit_ops_opts_t lists
+    them, with a log line.
+
+    opts->ops: security only. With curve_secret and curve_server (the
+    balancer's public certificate) the connection is a CURVE client; a
+    balancer that does not admit the key never answers, so requests time
+    out (ETIMEDOUT). ops.control must be NULL (EINVAL otherwise): a client
+    runs in its caller's thread, so nothing would answer a control endpoint;
+    zkit_client_stats gives its counters.                                    */
 ZKIT_EXPORT zkit_client_t *zkit_client_new(const zkit_client_opts_t *opts);
 
 /*  Destroys the client and nulls *self_p; safe on NULL. Outstanding requests

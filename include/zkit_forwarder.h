@@ -64,6 +64,7 @@ typedef struct {
     int tap_hwm;          /* copies queued for the tap; past it they are
                              dropped (tap_drops), never waited for          */
     int linger_ms;        /* how long the backend may flush at stop          */
+    zkit_ops_opts_t ops;  /* control endpoint and security (zkit_library.h) */
 } zkit_forwarder_opts_t;
 
 #define ZKIT_FORWARDER_OPTS_DEFAULT                                                                \
@@ -75,7 +76,8 @@ typedef struct {
     }
 
 typedef struct {
-    uint64_t msgs_in;  /* messages read from the frontend                     */
+    uint64_t msgs_in;  /* messages read from the frontend, malformed ones (in
+                          bad_frames) too: what the wire carried             */
     uint64_t bytes_in; /* their bytes, every frame                            */
     uint64_t msgs_out; /* messages handed to the backend (once, whatever the
                           number of subscribers)                           */
@@ -90,15 +92,24 @@ typedef struct {
     uint64_t laggards;       /* DISCONNECT: subscribers disconnected          */
     uint64_t subscribe;      /* subscribe messages from the backend           */
     uint64_t unsubscribe;
-    uint64_t upstream;    /* messages sent to the frontend (subscriptions)  */
-    uint64_t tap_msgs;    /* messages copied to the tap                    */
-    uint64_t tap_drops;   /* copies the tap could not take                 */
-    uint64_t connections; /* DISCONNECT: backend connections watched now  */
+    uint64_t upstream;     /* messages sent to the frontend (subscriptions)  */
+    uint64_t tap_msgs;     /* messages copied to the tap                    */
+    uint64_t tap_drops;    /* copies the tap could not take                 */
+    uint64_t connections;  /* DISCONNECT: backend connections watched now  */
+    uint64_t bad_frames;   /* frontend messages of another frame count than
+                              two ([topic][envelope]): dropped (counted in
+                              msgs_in too)                                   */
+    uint64_t bad_upstream; /* backend messages that are not subscriptions
+                              (several frames, empty, first byte not 0 or
+                              1): dropped, never passed upstream            */
+    uint64_t paused;       /* 1 while PAUSEd (control endpoint), else 0      */
 } zkit_forwarder_stats_t;
 
 /*  Starts a forwarder. Returns after every bind and connect was accepted;
     NULL with errno set (EINVAL for bad options, ENOTSUP for DISCONNECT where
-    it cannot work) and a log line otherwise.                                */
+    it cannot work, the errors of the ops options: zkit_library.h) and a log
+    line otherwise. Bound sockets (frontend, backend, tap) are CURVE servers
+    and connected ones CURVE clients when opts.ops says so.                  */
 ZKIT_EXPORT zkit_forwarder_t *zkit_forwarder_new(const zkit_forwarder_opts_t *opts);
 
 /*  Stops the forwarder and nulls *self_p; safe on NULL. The backend keeps
@@ -114,6 +125,12 @@ ZKIT_EXPORT int zkit_forwarder_stats(zkit_forwarder_t *self, zkit_forwarder_stat
 ZKIT_EXPORT const char *zkit_forwarder_frontend(zkit_forwarder_t *self);
 ZKIT_EXPORT const char *zkit_forwarder_backend(zkit_forwarder_t *self);
 ZKIT_EXPORT const char *zkit_forwarder_tap(zkit_forwarder_t *self);
+
+/*  The control endpoint (opts.ops.control) as bound, resolved, owned by the
+    forwarder; NULL when there is none. It answers STATS (every counter above,
+    docs/pubsub-protocol.md section 8), PING, and PAUSE/RESUME: a paused
+    forwarder stops reading its frontend (see the protocol document).       */
+ZKIT_EXPORT const char *zkit_forwarder_control(zkit_forwarder_t *self);
 
 /*  "drop", "disconnect", "nodrop"; and back (0, or -1 for an unknown name). */
 ZKIT_EXPORT const char *zkit_forwarder_policy_name(zkit_forwarder_policy_t policy);

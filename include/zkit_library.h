@@ -77,6 +77,36 @@ ZKIT_EXPORT void zkit_id_generate(uint8_t out[16]);
     out[33]. Returns out.                                                      */
 ZKIT_EXPORT char *zkit_id_to_hex(const uint8_t id[16], char out[33]);
 
+/*  What every device and component takes besides its own options: where to
+    answer STATS and PAUSE/RESUME (docs/control-protocol.md), and how to
+    secure its sockets with CURVE, ZAP and IP lists (docs/security.md). All
+    NULL (the default) = no control endpoint, plaintext, anyone may connect.
+
+    Sockets the component binds are CURVE servers when curve_allow is set
+    (and are checked against the IP lists when one is set); sockets it
+    connects are CURVE clients when curve_server is set; curve_secret is the
+    component's own keypair for both. The control endpoint is secured like a
+    bound socket. ZAP is process-wide: every component of one process must
+    name the same curve_allow, ip_allow and ip_deny (or none); a different
+    one fails with EBUSY. The strings are copied where they must outlive the
+    constructor.                                                              */
+typedef struct {
+    const char *control;      /* bind the control endpoint here (comma-separated) */
+    const char *curve_secret; /* this component's certificate (zcert secret file) */
+    const char *curve_server; /* the public certificate of the servers it connects to */
+    const char *curve_allow;  /* directory of allowed clients' public certificates,
+                                 or "*" for any key (encryption only)             */
+    const char *ip_allow;     /* comma-separated addresses: only these may connect */
+    const char *ip_deny;      /* comma-separated addresses refused                */
+} zkit_ops_opts_t;
+
+/*  Rescans the process's CURVE allow directory now (what SIGHUP does in the
+    zkit program; the directory is also polled every second) and returns once
+    the new keys are in force. Returns 0 (also when no component serves
+    CURVE), or -1 with errno set when the directory cannot be read; the keys
+    loaded before stay in force.                                             */
+ZKIT_EXPORT int zkit_security_reload(void);
+
 #ifdef __cplusplus
 }
 #endif

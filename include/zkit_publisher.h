@@ -84,6 +84,7 @@ typedef struct {
     uint64_t replay_spool_age_ms;          /* and drops records older (0: no limit) */
     zkit_subscription_fn *on_subscription; /* NULL: not reported             */
     void *subscription_arg;
+    zkit_ops_opts_t ops; /* control endpoint and security (zkit_library.h) */
 } zkit_publisher_opts_t;
 
 #define ZKIT_PUBLISHER_OPTS_DEFAULT                                                                \
@@ -113,12 +114,26 @@ typedef struct {
     uint64_t lvc_refused;   /* messages not cached: lvc_max_topics reached    */
     uint64_t subscribe;     /* subscription messages from the XPUB            */
     uint64_t unsubscribe;
-    uint64_t bad; /* replay requests dropped as malformed            */
+    uint64_t bad;               /* replay requests dropped as malformed            */
+    uint64_t bad_subscriptions; /* messages read from the XPUB that are not a
+                                   single-frame subscribe/unsubscribe: dropped */
+    uint64_t prefixes;          /* subscription prefixes held now (at most
+                                   ZKIT_PUBLISHER_PREFIXES_MAX are tracked for
+                                   zkit_publisher_wait_subscriber)            */
+    uint64_t paused;            /* 1 while PAUSEd (control endpoint), else 0 */
 } zkit_publisher_stats_t;
+
+/*  Subscription prefixes a publisher remembers for wait_subscriber; more
+    (a hostile peer subscribing to everything) are not remembered, and a
+    prefix longer than ZKIT_TOPIC_MAX never is (it matches no topic).      */
+#define ZKIT_PUBLISHER_PREFIXES_MAX 10000
 
 /*  Starts a publisher. Returns after every bind succeeded; NULL with errno
     set (EINVAL for bad options; the error of zkit_spool_new for the replay
-    spool, EBUSY when another publisher holds it) and a log line otherwise. */
+    spool, EBUSY when another publisher holds it; the errors of the ops
+    options, zkit_library.h) and a log line otherwise. The bound sockets
+    (XPUB, replay ROUTER) are CURVE servers and a connected XPUB a CURVE
+    client when opts.ops says so.                                           */
 ZKIT_EXPORT zkit_publisher_t *zkit_publisher_new(const zkit_publisher_opts_t *opts);
 
 /*  Stops the publisher and nulls *self_p; safe on NULL. Every message a send
@@ -162,6 +177,14 @@ ZKIT_EXPORT const char *zkit_publisher_name(zkit_publisher_t *self);
 ZKIT_EXPORT uint64_t zkit_publisher_epoch(zkit_publisher_t *self);
 ZKIT_EXPORT const char *zkit_publisher_endpoint(zkit_publisher_t *self);
 ZKIT_EXPORT const char *zkit_publisher_replay_endpoint(zkit_publisher_t *self);
+
+/*  The control endpoint (opts.ops.control) as bound, resolved, owned by the
+    publisher; NULL when there is none. It answers STATS (every field of
+    zkit_publisher_stats_t), PING, PAUSE and RESUME: a paused publisher
+    stops taking messages from its application (sends wait, or fail with
+    EAGAIN under ZMQ_DONTWAIT, once the hand-over queue of 10000 is full)
+    and goes on answering replay requests (docs/pubsub-protocol.md, 9.2). */
+ZKIT_EXPORT const char *zkit_publisher_control(zkit_publisher_t *self);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,7 @@ typedef struct {
     uint32_t reconnect_max_ms;        /* the delay never exceeds this                        */
     zkit_service_handler_fn *handler; /* required                                   */
     void *handler_arg;
+    zkit_ops_opts_t ops; /* control endpoint and security (zkit_library.h) */
 } zkit_service_worker_opts_t;
 
 #define ZKIT_SERVICE_WORKER_OPTS_DEFAULT                                                           \
@@ -70,9 +71,21 @@ typedef struct {
 } zkit_service_worker_stats_t;
 
 /*  Starts a worker. Returns after its socket is created and connected (a
-    connect succeeds before the balancer exists) and READY is queued; NULL
-    with errno EINVAL for bad options, or the connect's error, with a log
-    line.                                                                     */
+    connect succeeds before the balancer exists) and READY is queued, and
+    after the control endpoint is bound when opts->ops.control is set; NULL
+    with errno EINVAL for bad options, the connect's or the control bind's
+    error, or an error of the security options as zkit_ops_opts_t lists
+    them, with a log line.
+
+    opts->ops: the connection to the balancer is a CURVE client with
+    curve_secret and curve_server (the balancer's public certificate), on
+    the first connect and on every reconnect. The control endpoint answers
+    STATS (component "service_worker": every field of
+    zkit_service_worker_stats_t, whether it is connected, its credit, the
+    handlers running and the requests waiting, and the balancer endpoint as
+    its one peer) and PING; PAUSE and RESUME answer "ERROR not supported" (a
+    worker cannot take back credit it gave). docs/balancer-protocol.md lists
+    the metrics.                                                              */
 ZKIT_EXPORT zkit_service_worker_t *zkit_service_worker_new(const zkit_service_worker_opts_t *opts);
 
 /*  Stops the worker: no new request starts, running handlers finish and
@@ -80,6 +93,11 @@ ZKIT_EXPORT zkit_service_worker_t *zkit_service_worker_new(const zkit_service_wo
     the balancer is told DISCONNECT so it retries them elsewhere at once.
     Nulls *self_p; safe on NULL. Waits for running handlers to return.        */
 ZKIT_EXPORT void zkit_service_worker_destroy(zkit_service_worker_t **self_p);
+
+/*  The control endpoint as bound ("tcp://127.0.0.1:41234" for a ':*' bind;
+    the last one when several were given), owned by the worker, or NULL when
+    opts->ops.control was not set (or self is NULL).                         */
+ZKIT_EXPORT const char *zkit_service_worker_control(zkit_service_worker_t *self);
 
 /*  Fills *stats. Returns 0, or -1 with errno ECANCELED when it stopped.      */
 ZKIT_EXPORT int zkit_service_worker_stats(zkit_service_worker_t *self,

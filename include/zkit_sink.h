@@ -43,6 +43,7 @@ typedef struct {
                                   with what is missing (0 = no limit)       */
     zkit_result_handler_fn *handler; /* NULL: results are only counted     */
     void *handler_arg;
+    zkit_ops_opts_t ops; /* control endpoint and security (zkit_library.h) */
 } zkit_sink_opts_t;
 
 #define ZKIT_SINK_OPTS_DEFAULT                                                                     \
@@ -78,6 +79,13 @@ ZKIT_EXPORT ssize_t zkit_sink_missing(zkit_sink_t *self, uint64_t *seqs, size_t 
 
 /*  The bound endpoint, resolved, owned by the sink; NULL if unknown.         */
 ZKIT_EXPORT const char *zkit_sink_endpoint(zkit_sink_t *self);
+
+/*  The control endpoint (opts.ops.control), resolved, owned by the sink and
+    valid until destroy; NULL when it has none. It answers STATS (metrics in
+    docs/pipeline-protocol.md, section 8) and PING; PAUSE and RESUME answer
+    "ERROR not supported" (a sink that stopped reading would only make every
+    worker resend its results).                                              */
+ZKIT_EXPORT const char *zkit_sink_control(zkit_sink_t *self);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,10 @@
       (FULL, NOSPACE, FAILED, TOOBIG); the device keeps running, nothing
       confirmed earlier is touched, and PUTs succeed again once there is
       room (acknowledged segments deleted, disk space freed).
+    - Hostile peers: a malformed message on any socket is dropped and
+      counted by socket and reason (bad_in, bad_out); frames above the
+      socket's MAXMSGSIZE close the peer's connection; memory stays bounded
+      (receive HWMs, prefetch) and valid traffic keeps flowing.
     - At-least-once: a consumer may see a record twice (its ack was lost in
       a crash, or its attempt failed); consumers de-duplicate by id.
 
@@ -77,6 +81,7 @@ typedef struct {
                                     attempts, ttl); NULL = they are logged,
                                     counted and retired */
     bool verbose;                /* log consumers arriving and leaving */
+    zkit_ops_opts_t ops;         /* control endpoint and security (zkit_library.h) */
 } zkit_spool_device_opts_t;
 
 #define ZKIT_SPOOL_DEVICE_OPTS_DEFAULT                                                             \
@@ -109,11 +114,13 @@ typedef enum {
 /*  Counters of one device. Totals only grow; the gauges are current values. */
 typedef struct {
     /* producers */
-    uint64_t puts;       /* PUT commands received */
-    uint64_t pushes;     /* fire-and-forget envelopes received */
-    uint64_t stored;     /* records appended */
-    uint64_t confirmed;  /* ids confirmed */
-    uint64_t duplicates; /* PUTs of an id already stored: confirmed again */
+    uint64_t puts;         /* PUT commands received with a valid envelope */
+    uint64_t pushes;       /* fire-and-forget envelopes received (valid ones; the
+                              rest are counted in bad_in) */
+    uint64_t stored;       /* records appended */
+    uint64_t stored_bytes; /* bytes of those records (the envelope frames) */
+    uint64_t confirmed;    /* ids confirmed */
+    uint64_t duplicates;   /* PUTs of an id already stored: confirmed again */
     uint64_t rejected[ZKIT_SPOOL_DEVICE_REJECT_REASONS_]; /* PUTs refused, by reason */
     uint64_t push_dropped;  /* fire-and-forget envelopes that could not be stored */
     uint64_t group_commits; /* bursts made durable by one sync */
@@ -121,6 +128,7 @@ typedef struct {
     uint64_t unroutable;    /* replies whose producer was gone */
     /* consumers */
     uint64_t delivered;          /* DELIVER sent (every attempt) */
+    uint64_t delivered_bytes;    /* bytes of the envelope frames they carried */
     uint64_t acked;              /* records retired by an ACK */
     uint64_t duplicate_acks;     /* ACKs for ids not held */
     uint64_t nacks;              /* deliveries a consumer gave back */
@@ -141,13 +149,17 @@ typedef struct {
     uint64_t queued;          /* records in memory waiting for credit */
     uint64_t in_flight;       /* records delivered and not yet acknowledged */
     uint64_t held;            /* producer messages held while the spool is full (BLOCK) */
+    bool paused;              /* PAUSE on the control endpoint: no deliveries */
     zkit_spool_stats_t spool; /* the spool's own state and counters */
 } zkit_spool_device_stats_t;
 
 /*  Opens (and recovers) the spool in opts->dir, binds the sockets and starts
-    the device. Returns only once it is running, or NULL with errno set and a
-    log line: EINVAL for bad options, EBUSY when another process holds the
-    spool, a bind's error, or the spool's error from zkit_spool_new.         */
+    the device. opts->ops secures the bound sockets (CURVE server with
+    ops.curve_allow, ZAP IP lists) and binds the control endpoint. Returns
+    only once it is running, or NULL with errno set and a log line: EINVAL
+    for bad options, EBUSY when another process holds the spool (or another
+    ZAP configuration is active in this process), ENOENT/EACCES for a
+    certificate, a bind's error, or the spool's error from zkit_spool_new.  */
 ZKIT_EXPORT zkit_spool_device_t *zkit_spool_device_new(const zkit_spool_device_opts_t *opts);
 
 /*  Stops the device, closes its sockets (giving queued confirmations up to a
@@ -162,6 +174,14 @@ ZKIT_EXPORT void zkit_spool_device_destroy(zkit_spool_device_t **self_p);
 ZKIT_EXPORT const char *zkit_spool_device_in(zkit_spool_device_t *self);
 ZKIT_EXPORT const char *zkit_spool_device_in_push(zkit_spool_device_t *self);
 ZKIT_EXPORT const char *zkit_spool_device_out(zkit_spool_device_t *self);
+
+/*  The control endpoint's resolved address (opts->ops.control: STATS, PING,
+    PAUSE, RESUME; docs/spool-protocol.md, "Control endpoint"), owned by
+    the device and valid until destroy; NULL when none was configured.
+    PAUSE stops deliveries to consumers (records in flight may still be
+    acknowledged, heartbeats go on) while producers are still stored and
+    confirmed; RESUME delivers what accumulated.                            */
+ZKIT_EXPORT const char *zkit_spool_device_control(zkit_spool_device_t *self);
 
 /*  Fills *stats with a consistent snapshot. Returns 0, or -1 with errno
     ECANCELED when the device's thread has stopped.                          */

@@ -151,6 +151,7 @@ typedef struct {
     void *handler_arg;
     zkit_stream_event_fn *on_event; /* NULL: events are only counted        */
     void *event_arg;
+    zkit_ops_opts_t ops; /* control endpoint and security (zkit_library.h) */
 } zkit_subscriber_opts_t;
 
 #define ZKIT_SUBSCRIBER_OPTS_DEFAULT                                                               \
@@ -184,11 +185,18 @@ typedef struct {
     uint64_t bad;     /* frames dropped: wrong frame count, bad envelope,
                          malformed replay reply                           */
     uint64_t sources; /* sources tracked now                              */
+    uint64_t links;   /* replay endpoints connected now                   */
+    uint64_t paused;  /* 1 while PAUSEd (control endpoint), else 0        */
 } zkit_subscriber_stats_t;
 
 /*  Starts a subscriber: connects and binds, subscribes, then returns. NULL
-    with errno set (EINVAL for bad options) and a log line when that failed.
-    Messages may be delivered to the handler before this returns.           */
+    with errno set (EINVAL for bad options, the errors of the ops options:
+    zkit_library.h) and a log line when that failed. Messages may be
+    delivered to the handler before this returns. A bound SUB is a CURVE
+    server, a connected SUB and every replay DEALER CURVE clients when
+    opts.ops says so; the clients all use ops.curve_server as the server
+    key, so the publishers' replay endpoints and the forwarders it connects
+    to must share that keypair.                                             */
 ZKIT_EXPORT zkit_subscriber_t *zkit_subscriber_new(const zkit_subscriber_opts_t *opts);
 
 /*  Stops the subscriber (nothing more is delivered once this returns) and
@@ -199,6 +207,14 @@ ZKIT_EXPORT void zkit_subscriber_destroy(zkit_subscriber_t **self_p);
     0, or -1 with errno EINVAL (longer than ZKIT_TOPIC_MAX) or ECANCELED.   */
 ZKIT_EXPORT int zkit_subscriber_subscribe(zkit_subscriber_t *self, const char *prefix);
 ZKIT_EXPORT int zkit_subscriber_unsubscribe(zkit_subscriber_t *self, const char *prefix);
+
+/*  The control endpoint (opts.ops.control) as bound, resolved, owned by the
+    subscriber; NULL when there is none. It answers STATS (every field of
+    zkit_subscriber_stats_t, the sources as peers), PING, PAUSE and RESUME:
+    a paused subscriber stops reading its feed (the SUB queue fills, then
+    the publisher or forwarder drops for it; after RESUME the gaps are
+    detected and fetched as any other) and still answers replay traffic.   */
+ZKIT_EXPORT const char *zkit_subscriber_control(zkit_subscriber_t *self);
 
 /*  Fills *stats. Returns 0, or -1 with errno ECANCELED (actor gone).        */
 ZKIT_EXPORT int zkit_subscriber_stats(zkit_subscriber_t *self, zkit_subscriber_stats_t *stats);

@@ -65,6 +65,7 @@ typedef struct {
                                  (see "Spool-backed ventilator" below); NULL = memory only */
     const char *spool_fsync;  /* the spool's fsync policy, spelled as for the CLI:
                                  "always" (NULL), "never" or "interval:MS"              */
+    zkit_ops_opts_t ops;      /* control endpoint and security (zkit_library.h) */
 } zkit_ventilator_opts_t;
 
 #define ZKIT_VENTILATOR_OPTS_DEFAULT                                                               \
@@ -127,6 +128,14 @@ ZKIT_EXPORT int zkit_ventilator_report(zkit_ventilator_t *self, zkit_batch_repor
 /*  The bound endpoint (resolved: "tcp://127.0.0.1:41234" for a ':*' bind), as
     a string owned by the ventilator. NULL if unknown.                          */
 ZKIT_EXPORT const char *zkit_ventilator_endpoint(zkit_ventilator_t *self);
+
+/*  The control endpoint (opts.ops.control), resolved ("tcp://127.0.0.1:41234"
+    for a ':*' bind), as a string owned by the ventilator and valid until
+    destroy; NULL when it has none. The endpoint answers STATS (metrics in
+    docs/pipeline-protocol.md, section 8), PING, and PAUSE/RESUME: paused, no
+    task is handed out (tasks stay queued; submit, results and heartbeats go
+    on) until RESUME.                                                         */
+ZKIT_EXPORT const char *zkit_ventilator_control(zkit_ventilator_t *self);
 
 #ifdef __cplusplus
 }

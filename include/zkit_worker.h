@@ -52,6 +52,7 @@ typedef struct {
     uint32_t reconnect_ms;         /* first reconnect delay; doubles up to 32x       */
     zkit_task_handler_fn *handler; /* required                             */
     void *handler_arg;
+    zkit_ops_opts_t ops; /* control endpoint and security (zkit_library.h) */
 } zkit_worker_opts_t;
 
 #define ZKIT_WORKER_OPTS_DEFAULT                                                                   \
@@ -88,6 +89,15 @@ ZKIT_EXPORT void zkit_worker_destroy(zkit_worker_t **self_p);
 
 /*  Fills *stats. Returns 0, or -1 with errno ECANCELED when it stopped.      */
 ZKIT_EXPORT int zkit_worker_stats(zkit_worker_t *self, zkit_worker_stats_t *stats);
+
+/*  The control endpoint (opts.ops.control), resolved, owned by the worker and
+    valid until destroy; NULL when it has none. It answers STATS (metrics in
+    docs/pipeline-protocol.md, section 8), PING, and PAUSE/RESUME: paused, the
+    worker takes no new task. Reliable mode closes its link to the
+    ventilator, which then gives the tasks not started here to other workers
+    (an attempt each); tasks already running finish and their results are
+    delivered; RESUME connects again. Fast mode stops reading tasks.          */
+ZKIT_EXPORT const char *zkit_worker_control(zkit_worker_t *self);
 
 #ifdef __cplusplus
 }

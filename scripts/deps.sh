@@ -6,7 +6,8 @@
 set -euo pipefail
 
 build_pkgs=(cmake make gcc pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev)
-test_pkgs=(python3 python3-zmq python3-msgpack clang libclang-rt-dev clang-format)
+# iproute2: `ip netns` and veth pairs for tests/integration/test_multihost.py.
+test_pkgs=(python3 python3-zmq python3-msgpack clang libclang-rt-dev clang-format iproute2)
 
 case "${1:-test}" in
   build) wanted=("${build_pkgs[@]}") ;;

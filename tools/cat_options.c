@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "core/ops.h"
 #include "zkit_cli.h"
 
 #define S_PUB_LINGER_MS 2000
@@ -113,6 +114,14 @@ static const char s_usage_text[] =
     "                    credit, messages held at once (default 100, max 10000)\n"
     "      --resend MS   push: resend a PUT unconfirmed for MS (default 2000)\n"
     "\n"
+    "security (docs/security.md): the socket is a CURVE client when it connects,\n"
+    "a CURVE server when it binds (then not both --bind and --connect):\n"
+    "      --curve-secret FILE  this side's certificate (zkit keygen)\n"
+    "      --curve-server FILE  connect: the server's public certificate\n"
+    "      --curve-allow DIR    bind: allowed public certificates ('*': any key)\n"
+    "      --ip-allow LIST      bind: only these addresses may connect\n"
+    "      --ip-deny LIST       bind: refuse these addresses\n"
+    "\n"
     "A frame that is not a valid envelope is reported on stderr as\n"
     "'zkit cat: bad frame (N bytes): REASON: DETAIL' and skipped; after 100 such\n"
     "lines only a count is printed at exit. --count counts valid messages only.\n"
@@ -158,10 +167,20 @@ enum {
     S_OPT_MAX_SIZE,
     S_OPT_RELIABLE,
     S_OPT_WINDOW,
-    S_OPT_RESEND
+    S_OPT_RESEND,
+    S_OPT_CURVE_SECRET,
+    S_OPT_CURVE_SERVER,
+    S_OPT_CURVE_ALLOW,
+    S_OPT_IP_ALLOW,
+    S_OPT_IP_DENY
 };
 
 static const struct option s_long_options[] = {
+    {"curve-secret", required_argument, NULL, S_OPT_CURVE_SECRET},
+    {"curve-server", required_argument, NULL, S_OPT_CURVE_SERVER},
+    {"curve-allow", required_argument, NULL, S_OPT_CURVE_ALLOW},
+    {"ip-allow", required_argument, NULL, S_OPT_IP_ALLOW},
+    {"ip-deny", required_argument, NULL, S_OPT_IP_DENY},
     {"push", no_argument, NULL, S_OPT_PUSH},
     {"pull", no_argument, NULL, S_OPT_PULL},
     {"pub", no_argument, NULL, S_OPT_PUB},
@@ -284,6 +303,15 @@ static int s_check(const zkit__cat_options_t *o, bool src_given)
         return s_usage_error("--subscribe needs --sub, not %s", name);
     if (o->raw && (o->header_count || o->ct || o->has_ttl || src_given))
         return s_usage_error("--hdr, --ct, --ttl and --src need envelopes, not --raw%s", "");
+    bool binds = false, connects = false;
+    for (size_t i = 0; i < o->endpoint_count; i++)
+        *(o->endpoints[i].bind ? &binds : &connects) = true;
+    bool secured = o->security.curve_secret || o->security.curve_server ||
+                   o->security.curve_allow || o->security.ip_allow || o->security.ip_deny;
+    if (secured && binds && connects)
+        return s_usage_error("a secured socket either binds or connects: one socket cannot be "
+                             "a CURVE server and a client%s",
+                             "");
     if (o->reliable && o->type != ZMQ_PUSH && o->type != ZMQ_PULL)
         return s_usage_error("--reliable needs --push or --pull, not %s", name);
     if (o->reliable && o->raw)
@@ -422,6 +450,11 @@ int zkit__cat_options_parse(zkit__cat_options_t *o, int argc, char **argv)
             break;
         }
         case S_OPT_CT: o->ct = arg; break;
+        case S_OPT_CURVE_SECRET: o->security.curve_secret = arg; break;
+        case S_OPT_CURVE_SERVER: o->security.curve_server = arg; break;
+        case S_OPT_CURVE_ALLOW: o->security.curve_allow = arg; break;
+        case S_OPT_IP_ALLOW: o->security.ip_allow = arg; break;
+        case S_OPT_IP_DENY: o->security.ip_deny = arg; break;
         case 'q': o->quiet = true; break;
         case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
         case ':': return s_usage_error("%s needs a value", argv[optind - 1]);
@@ -450,6 +483,7 @@ void zkit__cat_options_free(zkit__cat_options_t *o)
     free(o->headers);
     free(o->endpoints);
     free(o->subscribe);
+    zkit__ops_destroy(&o->ops);
     o->headers = NULL;
     o->endpoints = NULL;
     o->subscribe = NULL;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zkit_library.h"
+
 typedef enum {
     ZKIT__CAT_FORMAT_JSON,
     ZKIT__CAT_FORMAT_RAW,
@@ -56,6 +58,8 @@ typedef struct {
     uint32_t window; /* --window: PUTs unconfirmed at once (push), credit (pull); 0 = default */
     int resend_ms;   /* --resend: a PUT unconfirmed this long is sent again */
     zkit__cat_format_t format;
+    zkit_ops_opts_t security; /* --curve-*, --ip-*: control is never set   */
+    struct zkit__ops_t *ops;  /* made from security by zkit_cmd_cat         */
     char src_default[32];
 } zkit__cat_options_t;
 

@@ -26,9 +26,11 @@
 
 #include "zkit.h"
 #include "core/idtable.h"
+#include "core/ops.h"
 #include "core/socket.h"
 #include "cat_format.h"
 #include "cat_options.h"
+#include "line_reader.h"
 #include "zkit_cli.h"
 
 #define S_PUSH_WINDOW 1000
@@ -123,7 +125,7 @@ static zsock_t *s_socket(const zkit__cat_options_t *opt, int sndhwm, int linger)
         return NULL;
     }
     for (size_t i = 0; i < opt->endpoint_count; i++) {
-        if (zkit__socket_attach(sock, opt->endpoints[i].endpoint, opt->endpoints[i].bind)) {
+        if (zkit__ops_attach(opt->ops, sock, opt->endpoints[i].endpoint, opt->endpoints[i].bind)) {
             fprintf(stderr, "zkit cat: cannot %s %s: %s\n",
                     opt->endpoints[i].bind ? "bind" : "connect", opt->endpoints[i].endpoint,
                     zmq_strerror(errno));
@@ -162,9 +164,9 @@ typedef struct {
     uint64_t sent, target, confirmed, rejected;
     int resend_ms;
     bool done_loading;
-    FILE *file;
-    char *line;
-    size_t line_cap;
+    bool awaiting_input; /* --file has no complete line yet: poll it    */
+    bool has_file;
+    zkit__line_reader_t input;
     char first_reason[256];
 } s_producer_t;
 
@@ -196,38 +198,31 @@ static void s_put_free(s_producer_t *self, s_put_t *p)
     self->inflight--;
 }
 
-/* The next body: --data, or the next line of --file. 1, 0 at the end, -1. */
-static int s_next_body(s_producer_t *self, const char **body, size_t *size)
+/* The next body: --data, or the next line of --file. The file is read
+   without blocking, so confirmations and resends go on while a pipe is
+   momentarily empty (getline would freeze the whole loop).                 */
+static zkit__line_status_t s_next_body(s_producer_t *self, const char **body, size_t *size)
 {
-    if (!self->file) {
+    if (!self->has_file) {
         *body = self->opt->data;
         *size = strlen(self->opt->data);
-        return 1;
+        return ZKIT__LINE_OK;
     }
-    errno = 0;
-    ssize_t n = getline(&self->line, &self->line_cap, self->file);
-    if (n < 0) {
-        if (ferror(self->file) && !(errno == EINTR && s_stopping())) {
-            fprintf(stderr, "zkit cat: cannot read %s: %s\n", self->opt->file,
-                    strerror(errno ? errno : EIO));
-            return -1;
-        }
-        return 0;
-    }
-    if (n > 0 && self->line[n - 1] == '\n')
-        n--;
-    *body = self->line;
-    *size = (size_t) n;
-    return 1;
+    zkit__line_status_t rc = zkit__line_reader_next(&self->input, body, size);
+    if (rc == ZKIT__LINE_ERROR)
+        fprintf(stderr, "zkit cat: cannot read %s: %s\n", self->opt->file,
+                errno == EMSGSIZE ? "a line longer than 16 MiB" : strerror(errno));
+    return rc;
 }
 
-/* Makes the next message and queues it for sending. 1, 0 at the end, -1.  */
-static int s_make_put(s_producer_t *self, int64_t now)
+/* Makes the next message and queues it for sending. Returns what reading
+   the body returned: ZKIT__LINE_OK (queued), _END, _AGAIN or _ERROR.      */
+static zkit__line_status_t s_make_put(s_producer_t *self, int64_t now)
 {
     const char *body;
     size_t size;
-    int rc = s_next_body(self, &body, &size);
-    if (rc <= 0)
+    zkit__line_status_t rc = s_next_body(self, &body, &size);
+    if (rc != ZKIT__LINE_OK)
         return rc;
     uint8_t id[ZKIT_ID_SIZE];
     zkit_id_generate(id);
@@ -244,7 +239,7 @@ static int s_make_put(s_producer_t *self, int64_t now)
         if (p)
             free(p->frame);
         free(p);
-        return -1;
+        return ZKIT__LINE_ERROR;
     }
     memcpy(p->id, id, ZKIT_ID_SIZE);
     p->hash = zkit__idtable_hash_id(id, self->hash_seed);
@@ -255,12 +250,12 @@ static int s_make_put(s_producer_t *self, int64_t now)
         fprintf(stderr, "zkit cat: out of memory\n");
         free(p->frame);
         free(p);
-        return -1;
+        return ZKIT__LINE_ERROR;
     }
     s_list_append(self, p);
     self->inflight++;
     self->sent++;
-    return 1;
+    return ZKIT__LINE_OK;
 }
 
 /* Sends every PUT that is due, oldest first, until the socket is full.
@@ -345,11 +340,17 @@ static int s_produce(s_producer_t *self)
     int64_t last_progress = now;
     while (!s_stopping()) {
         now = zclock_mono();
+        self->awaiting_input = false;
         while (!self->done_loading && self->inflight < self->window && now >= next_make) {
-            int rc = self->sent < self->target ? s_make_put(self, now) : 0;
-            if (rc < 0)
+            zkit__line_status_t rc =
+                self->sent < self->target ? s_make_put(self, now) : ZKIT__LINE_END;
+            if (rc == ZKIT__LINE_ERROR)
                 return ZKIT_EXIT_FAILURE;
-            if (rc == 0) {
+            if (rc == ZKIT__LINE_AGAIN) {
+                self->awaiting_input = true;
+                break;
+            }
+            if (rc == ZKIT__LINE_END) {
                 self->done_loading = true;
                 break;
             }
@@ -362,6 +363,10 @@ static int s_produce(s_producer_t *self)
         }
         if (self->done_loading && self->inflight == 0)
             break;
+        /* An idle input with everything confirmed is not a stalled device:
+           --timeout measures the device, not the writer of our input.     */
+        if (self->awaiting_input && self->inflight == 0)
+            last_progress = now;
         if (s_send_due(self, now))
             return ZKIT_EXIT_FAILURE;
         /* A PUT still due now could not be sent: the socket is full (the
@@ -385,16 +390,19 @@ static int s_produce(s_producer_t *self)
             if (give_up < due)
                 due = give_up;
         }
-        zmq_pollitem_t item = {self->sock, 0,
-                               (short) (ZMQ_POLLIN | (waiting_out ? ZMQ_POLLOUT : 0)), 0};
+        zmq_pollitem_t items[2] = {
+            {self->sock, 0, (short) (ZMQ_POLLIN | (waiting_out ? ZMQ_POLLOUT : 0)), 0},
+            {NULL, zkit__line_reader_fd(&self->input), ZMQ_POLLIN, 0},
+        };
+        zmq_pollitem_t *item = &items[0];
         long timeout = due > now ? (long) (due - now) : 0;
-        if (zmq_poll(&item, 1, timeout) == -1) {
+        if (zmq_poll(items, self->awaiting_input ? 2 : 1, timeout) == -1) {
             if (errno == EINTR)
                 continue;
             fprintf(stderr, "zkit cat: poll: %s\n", zmq_strerror(errno));
             return ZKIT_EXIT_FAILURE;
         }
-        for (int i = 0; i < S_RECV_BATCH && (item.revents & ZMQ_POLLIN); i++) {
+        for (int i = 0; i < S_RECV_BATCH && (item->revents & ZMQ_POLLIN); i++) {
             zmq_msg_t part[3];
             bool extra;
             int n = s_recv(self->sock, part, &extra);
@@ -451,12 +459,13 @@ static int s_push(const zkit__cat_options_t *opt)
             fprintf(stderr, "zkit cat: out of memory\n");
             goto done;
         }
+    self.input.fd = -1;
     if (opt->file) {
-        self.file = strcmp(opt->file, "-") ? fopen(opt->file, "rb") : stdin;
-        if (!self.file) {
+        if (zkit__line_reader_open(&self.input, opt->file) == -1) {
             fprintf(stderr, "zkit cat: cannot open %s: %s\n", opt->file, strerror(errno));
             goto done;
         }
+        self.has_file = true;
     }
     s_catch_signals();
     /* Confirmed is all that matters: nothing queued is worth a linger.    */
@@ -471,9 +480,7 @@ done:
         s_put_free(&self, self.list.next);
     zkit__idtable_fini(&self.table);
     zkit_envelope_destroy(&self.env);
-    free(self.line);
-    if (self.file && self.file != stdin)
-        fclose(self.file);
+    zkit__line_reader_close(&self.input);
     return rc;
 }
 

@@ -56,10 +56,20 @@ static const char s_usage_text[] =
     "      --name NAME        name in log lines (default balancer)\n"
     "  -v, --verbose          log workers arriving and leaving\n"
     "  -h, --help             this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "\n"
+    "The frontend and the backend are both bound sockets: with --curve-secret\n"
+    "and --curve-allow every client and every worker needs an allowed key.\n"
     "\n"
     "The bound endpoints are printed on stderr as 'zkit balancer: bound ENDPOINT',\n"
-    "the frontend first. On SIGINT or SIGTERM it stops and prints its counters\n"
-    "on stderr. Log lines (dropped frames, dead letters) go to stderr too.\n"
+    "the frontend first, then 'zkit balancer: control ENDPOINT' with --control.\n"
+    "The control endpoint answers STATS (see 'zkit stats'), PING, PAUSE (stop\n"
+    "dispatching: requests queue, workers stay registered) and RESUME. On SIGINT\n"
+    "or SIGTERM it stops and prints its counters on stderr. Log lines (dropped\n"
+    "frames, dead letters) go to stderr too. SIGHUP rescans --curve-allow.\n"
     "\n"
     "Exit status: 0 stopped by a signal; 1 could not start; 2 usage.\n"
     "\n"
@@ -91,6 +101,7 @@ static const struct option s_long_options[] = {
     {"name", required_argument, NULL, S_OPT_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -127,8 +138,8 @@ static int s_parse(zkit_balancer_opts_t *o, int argc, char **argv)
         case S_OPT_DEAD_LETTER: o->dead_letter_dir = optarg; break;
         case S_OPT_NAME: o->name = optarg; break;
         case 'v': o->verbose = true; break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: rc = zkit__device_other_option(S_CMD, c, argv, &o->ops); break;
         }
     }
     if (rc != -1)
@@ -190,10 +201,14 @@ int zkit_cmd_balancer(int argc, char **argv)
     }
     fprintf(stderr, "zkit balancer: bound %s\n", zkit_balancer_frontend(balancer));
     fprintf(stderr, "zkit balancer: bound %s\n", zkit_balancer_backend(balancer));
+    if (zkit_balancer_control(balancer))
+        fprintf(stderr, "zkit balancer: control %s\n", zkit_balancer_control(balancer));
     fflush(stderr);
     /* Signals interrupt poll(); the timeout is only a safety net.           */
-    while (!zkit__device_stopping())
+    while (!zkit__device_stopping()) {
+        zkit__device_reload_pending();
         poll(NULL, 0, 1000);
+    }
     zkit_balancer_stats_t stats;
     bool have_stats = zkit_balancer_stats(balancer, &stats) == 0;
     zkit_balancer_destroy(&balancer);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "zkit.h"
+#include "core/ops.h"
 #include "core/socket.h"
 #include "cat_format.h"
 #include "cat_options.h"
@@ -617,7 +618,9 @@ static int s_attach(s_cat_t *cat, const char *list, bool bind)
         /* libzmq itself, not zsock_bind: "tcp://host:*" then gets a port from
            the kernel's ephemeral range instead of czmq's sequential scan
            from 49152, so concurrent runs do not crowd onto the same ports. */
-        int r = bind ? zmq_bind(cat->handle, ep) : zmq_connect(cat->handle, ep);
+        int r = zkit__ops_secure(cat->opt->ops, cat->sock, bind);
+        if (r == 0)
+            r = bind ? zmq_bind(cat->handle, ep) : zmq_connect(cat->handle, ep);
         if (r == -1) {
             fprintf(stderr, "zkit cat: cannot %s %s: %s\n", bind ? "bind" : "connect", ep,
                     zmq_strerror(errno));
@@ -708,6 +711,12 @@ int zkit_cmd_cat(int argc, char **argv)
     if (rc >= 0) { /* --help, or a usage error already reported */
         zkit__cat_options_free(&opt);
         return rc;
+    }
+    zkit__ops_config_t ops_config = {.opts = &opt.security, .component = "cat"};
+    opt.ops = zkit__ops_new(&ops_config);
+    if (!opt.ops) { /* the log line named the problem */
+        zkit__cat_options_free(&opt);
+        return ZKIT_EXIT_FAILURE;
     }
 
     if (opt.reliable) { /* its own loop: cat_reliable.c */

@@ -56,10 +56,21 @@ static const char s_usage_text[] =
     "      --stats-interval MS    print the counters every MS ms\n"
     "      --linger MS            at exit, how long queued messages may take (30000)\n"
     "  -h, --help                 this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "Bound sockets (--frontend, --backend, --tap) are CURVE servers with\n"
+    "--curve-secret and --curve-allow: every publisher and subscriber needs an\n"
+    "allowed key. Connected ones (--frontend-connect, ...) are CURVE clients with\n"
+    "--curve-secret and --curve-server. SIGHUP rescans the allow directory.\n"
     "\n"
     "Lines on stderr: 'zkit forwarder: bound EP' for the frontend, then the\n"
-    "backend; 'zkit forwarder: tap EP'; and 'zkit forwarder: stats k=v ...' on\n"
-    "SIGUSR1, every --stats-interval, and at exit.\n"
+    "backend; 'zkit forwarder: tap EP'; 'zkit forwarder: control EP' with\n"
+    "--control; and 'zkit forwarder: stats k=v ...' on SIGUSR1, every\n"
+    "--stats-interval, and at exit. The control endpoint answers STATS (see 'zkit\n"
+    "stats'), PING, PAUSE (stop reading the frontend: publishers' queues fill,\n"
+    "then they drop or wait by their own policy) and RESUME.\n"
     "\n"
     "example:\n"
     "  zkit forwarder --frontend tcp://*:5556 --backend tcp://*:5557\n";
@@ -94,6 +105,7 @@ static const struct option s_long_options[] = {
     {"stats-interval", required_argument, NULL, S_OPT_STATS_INTERVAL},
     {"linger", required_argument, NULL, S_OPT_LINGER},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -167,8 +179,12 @@ static int s_parse(zkit_forwarder_opts_t *o, uint64_t *interval, int argc, char 
                                                 optarg);
             o->linger_ms = (int) v;
             break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->ops);
+            if (rc != -1)
+                return rc;
+        }
         }
     }
     if (optind < argc)
@@ -190,10 +206,11 @@ static void s_print_stats(zkit_forwarder_t *fwd)
             " bytes_out=%" PRIu64 " drops_hwm=%" PRIu64 " drops_shutdown=%" PRIu64
             " nodrop_waits=%" PRIu64 " laggards=%" PRIu64 " subscribe=%" PRIu64
             " unsubscribe=%" PRIu64 " upstream=%" PRIu64 " tap_msgs=%" PRIu64 " tap_drops=%" PRIu64
-            " connections=%" PRIu64 "\n",
+            " connections=%" PRIu64 " bad_frames=%" PRIu64 " bad_upstream=%" PRIu64
+            " paused=%" PRIu64 "\n",
             s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out, s.drops_hwm, s.drops_shutdown,
             s.nodrop_waits, s.laggards, s.subscribe, s.unsubscribe, s.upstream, s.tap_msgs,
-            s.tap_drops, s.connections);
+            s.tap_drops, s.connections, s.bad_frames, s.bad_upstream, s.paused);
     fflush(stderr);
 }
 
@@ -222,6 +239,8 @@ int zkit_cmd_forwarder(int argc, char **argv)
         fprintf(stderr, "zkit forwarder: bound %s\n", zkit_forwarder_backend(fwd));
     if (zkit_forwarder_tap(fwd))
         fprintf(stderr, "zkit forwarder: tap %s\n", zkit_forwarder_tap(fwd));
+    if (zkit_forwarder_control(fwd))
+        fprintf(stderr, "zkit forwarder: control %s\n", zkit_forwarder_control(fwd));
     fprintf(stderr, "zkit forwarder: running, policy %s\n",
             zkit_forwarder_policy_name(opts.policy));
     fflush(stderr);
@@ -229,6 +248,7 @@ int zkit_cmd_forwarder(int argc, char **argv)
     int64_t next_stats = interval ? zkit__device_now_ms() + (int64_t) interval : INT64_MAX;
     while (!zkit__device_stopping()) {
         zclock_sleep(S_TICK_MS);
+        zkit__device_reload_pending();
         if (s_stats_wanted || zkit__device_now_ms() >= next_stats) {
             s_stats_wanted = 0;
             s_print_stats(fwd);

@@ -63,11 +63,21 @@ static const char s_usage_text[] =
     "      --epoch N              the epoch (default: now, in microseconds)\n"
     "      --linger MS            at exit, how long queued messages may take\n"
     "  -h, --help                 this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "Bound sockets (--bind, --replay-bind) are CURVE servers with --curve-secret\n"
+    "and --curve-allow; a --connect XPUB is a CURVE client with --curve-secret\n"
+    "and --curve-server. SIGHUP rescans the allow directory.\n"
     "\n"
     "Lines on stderr: 'zkit publisher: bound EP', 'zkit publisher: replay EP',\n"
-    "'zkit publisher: subscription +PREFIX' (or -PREFIX) as subscribers come and\n"
-    "go, 'zkit publisher: sent last-seq=N' when the messages are out, and a\n"
-    "'zkit publisher: stats k=v ...' line at exit.\n"
+    "'zkit publisher: control EP' with --control, 'zkit publisher: subscription\n"
+    "+PREFIX' (or -PREFIX) as subscribers come and go (at most 20 a second, then\n"
+    "a count of the ones left out), 'zkit publisher: sent last-seq=N' when the\n"
+    "messages are out, and a 'zkit publisher: stats k=v ...' line at exit. The\n"
+    "control endpoint answers STATS (see 'zkit stats'), PING, PAUSE (stop taking\n"
+    "messages: publishing waits; replay requests are still answered) and RESUME.\n"
     "\n"
     "example:\n"
     "  zkit publisher --connect tcp://fwd:5556 --replay-bind tcp://*:5560 \\\n"
@@ -130,6 +140,7 @@ static const struct option s_long_options[] = {
     {"epoch", required_argument, NULL, S_OPT_EPOCH},
     {"linger", required_argument, NULL, S_OPT_LINGER},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -189,8 +200,12 @@ static int s_parse(s_options_t *o, int argc, char **argv)
         case S_OPT_HWM: S_UINT("--hwm", 0, INT32_MAX, o->pub.sndhwm); break;
         case S_OPT_EPOCH: S_UINT("--epoch", 1, INT64_MAX, o->pub.epoch); break;
         case S_OPT_LINGER: S_UINT("--linger", 0, INT32_MAX, o->pub.linger_ms); break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->pub.ops);
+            if (rc != -1)
+                return rc;
+        }
         }
     }
     if (optind < argc)
@@ -205,9 +220,33 @@ static int s_parse(s_options_t *o, int argc, char **argv)
 }
 
 /*  Prints a prefix readably: as text when it is printable ASCII, else hex. */
+/* Subscription lines a second: a peer can subscribe to any number of
+   prefixes, and each would be a line. */
+#define S_SUBSCRIPTION_LINES 20
+#define S_PREFIX_PRINT_MAX   255
+
 static void s_on_subscription(bool subscribed, const void *prefix, size_t size, void *arg)
 {
     (void) arg;
+    /* Runs on the publisher's thread only. */
+    static int64_t window_ms;
+    static int lines;
+    static uint64_t left_out;
+    int64_t now = zkit__device_now_ms();
+    if (now - window_ms >= 1000) {
+        if (left_out)
+            fprintf(stderr, "zkit publisher: %" PRIu64 " subscription lines left out\n", left_out);
+        window_ms = now;
+        lines = 0;
+        left_out = 0;
+    }
+    if (lines >= S_SUBSCRIPTION_LINES) {
+        left_out++;
+        return;
+    }
+    lines++;
+    if (size > S_PREFIX_PRINT_MAX)
+        size = S_PREFIX_PRINT_MAX;
     const uint8_t *p = prefix;
     bool text = true;
     for (size_t i = 0; i < size; i++)
@@ -274,6 +313,8 @@ static int s_run_count(zkit_publisher_t *pub, const s_options_t *o)
         }
         if (o->rate)
             s_pace(o->rate, start, i);
+        if ((i & 1023) == 0)
+            zkit__device_reload_pending();
         if (s_publish(pub, o->topic, body, size) == -1)
             break;
     }
@@ -294,6 +335,7 @@ static int s_run_stdin(zkit_publisher_t *pub, const s_options_t *o)
         if (n == -1) {
             if (errno == EINTR) {
                 clearerr(stdin);
+                zkit__device_reload_pending();
                 continue;
             }
             break;
@@ -330,10 +372,10 @@ static void s_print_stats(zkit_publisher_t *pub)
             " replay_first=%" PRIu64 " replay_count=%" PRIu64 " replay_evicted=%" PRIu64
             " fetches=%" PRIu64 " replayed=%" PRIu64 " replay_failed=%" PRIu64 " snapshots=%" PRIu64
             " lvc_topics=%" PRIu64 " subscribe=%" PRIu64 " unsubscribe=%" PRIu64 " bad=%" PRIu64
-            "\n",
+            " bad_subscriptions=%" PRIu64 "\n",
             s.published, s.bytes, s.last_seq, s.replay_first, s.replay_count, s.replay_evicted,
             s.fetches, s.replayed, s.replay_failed, s.snapshots, s.lvc_topics, s.subscribe,
-            s.unsubscribe, s.bad);
+            s.unsubscribe, s.bad, s.bad_subscriptions);
     fflush(stderr);
 }
 
@@ -359,6 +401,8 @@ int zkit_cmd_publisher(int argc, char **argv)
         fprintf(stderr, "zkit publisher: bound %s\n", zkit_publisher_endpoint(pub));
     if (zkit_publisher_replay_endpoint(pub))
         fprintf(stderr, "zkit publisher: replay %s\n", zkit_publisher_replay_endpoint(pub));
+    if (zkit_publisher_control(pub))
+        fprintf(stderr, "zkit publisher: control %s\n", zkit_publisher_control(pub));
     fprintf(stderr, "zkit publisher: name %s epoch %" PRIu64 "\n", zkit_publisher_name(pub),
             zkit_publisher_epoch(pub));
     fflush(stderr);
@@ -373,8 +417,10 @@ int zkit_cmd_publisher(int argc, char **argv)
         rc = o.from_stdin ? s_run_stdin(pub, &o) : s_run_count(pub, &o);
     fprintf(stderr, "zkit publisher: sent last-seq=%" PRIu64 "\n", s_last_seq(pub));
     fflush(stderr);
-    while (o.hold && rc == ZKIT_EXIT_OK && !zkit__device_stopping())
+    while (o.hold && rc == ZKIT_EXIT_OK && !zkit__device_stopping()) {
         zclock_sleep(50);
+        zkit__device_reload_pending();
+    }
     s_print_stats(pub);
     zkit_publisher_destroy(&pub);
     return rc;

@@ -71,6 +71,16 @@ static const char s_usage_text[] =
     "      --grace MS         after the batch completes, wait at most MS ms for the\n"
     "                         ventilator to confirm it (default 5000; see below)\n"
     "  -h, --help             this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "\n"
+    "Workers and the ventilator connect to --bind (a bound socket: with\n"
+    "--curve-secret it needs --curve-allow). With --control the line 'zkit\n"
+    "sink: control ENDPOINT' follows the bound line. The control endpoint\n"
+    "answers STATS and PING; PAUSE and RESUME are not supported (results are\n"
+    "acknowledged only once stored). SIGHUP rescans --curve-allow.\n"
     "\n"
     "The bound endpoint is printed on stderr as 'zkit sink: bound ENDPOINT'.\n"
     "When the batch ends a summary goes to stderr at once, with each dead letter\n"
@@ -97,6 +107,7 @@ typedef struct {
     uint32_t batch_timeout_ms;
     uint32_t grace_ms;
     zkit__progress_mode_t progress;
+    zkit_ops_opts_t ops;
 } s_options_t;
 
 /*  The output, owned by the sink's thread while the sink runs; the main
@@ -122,6 +133,7 @@ static const struct option s_long_options[] = {
     {"progress", required_argument, NULL, S_OPT_PROGRESS},
     {"grace", required_argument, NULL, S_OPT_GRACE},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -165,8 +177,13 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                 return zkit__device_usage_error(
                     S_CMD, "--progress is auto, bar, lines or none, not '%s'", optarg);
             break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            /* an operations option (-1: go on), or a usage error */
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->ops);
+            if (rc != -1)
+                return rc;
+        }
         }
     }
     if (optind < argc)
@@ -345,6 +362,7 @@ static s_outcome_t s_wait(zkit_sink_t *sink, const s_options_t *o, s_output_t *o
             return S_STOPPED;
         if (atomic_load(&out->broken))
             return S_FAILED;
+        zkit__device_reload_pending();
         int rc = zkit_sink_wait(sink, S_TICK_MS, r);
         if (rc == 0)
             return S_COMPLETE;
@@ -386,6 +404,7 @@ static void s_grace(zkit_sink_t *sink, const s_options_t *o, s_output_t *out)
         int64_t left = end - zkit__device_now_ms();
         if (left <= 0)
             break;
+        zkit__device_reload_pending();
         /* Said only when it takes a while: normally the OK is there at once. */
         if (!told && o->grace_ms - left >= S_TICK_MS) {
             fprintf(stderr,
@@ -417,6 +436,7 @@ int zkit_cmd_sink(int argc, char **argv)
     opts.batch_timeout_ms = o.batch_timeout_ms;
     opts.handler = s_store;
     opts.handler_arg = &out;
+    opts.ops = o.ops;
     zkit_sink_t *sink = zkit_sink_new(&opts);
     if (!sink) {
         fprintf(stderr, "zkit sink: cannot start on %s: %s\n", o.bind, zkit_strerror(errno));
@@ -425,6 +445,8 @@ int zkit_cmd_sink(int argc, char **argv)
     }
     const char *endpoint = zkit_sink_endpoint(sink);
     fprintf(stderr, "zkit sink: bound %s\n", endpoint ? endpoint : o.bind);
+    if (zkit_sink_control(sink))
+        fprintf(stderr, "zkit sink: control %s\n", zkit_sink_control(sink));
 
     /* Results printed on the same terminal would tear a bar apart. */
     if (o.progress == ZKIT__PROGRESS_AUTO && !strcmp(o.output, "-") && isatty(STDOUT_FILENO))

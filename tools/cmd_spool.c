@@ -88,12 +88,19 @@ static const char s_usage_text[] =
     "      --name NAME        name in log lines (default spool)\n"
     "  -v, --verbose          log consumers arriving and leaving\n"
     "  -h, --help             this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                             */
+static const char s_usage_tail[] =
     "\n"
     "The device prints 'zkit spool: bound ENDPOINT' on stderr for --in, --out and\n"
-    "--in-push, in that order, then one line with the recovered state. On SIGINT\n"
-    "or SIGTERM it stops and prints its counters. A PUT that cannot be stored\n"
-    "(disk full, spool full, I/O error) is answered REJECTED with the reason; the\n"
-    "device keeps running.\n"
+    "--in-push, in that order, 'zkit spool: control ENDPOINT' with --control, then\n"
+    "one line with the recovered state. On SIGINT or SIGTERM it stops and prints\n"
+    "its counters. A PUT that cannot be stored (disk full, spool full, I/O error)\n"
+    "is answered REJECTED with the reason; the device keeps running.\n"
+    "The control endpoint's PAUSE stops deliveries to consumers (producers are\n"
+    "still stored and confirmed; the lag_records gauge grows); RESUME delivers the\n"
+    "backlog. --curve-allow secures --in, --in-push and --out (CURVE servers).\n"
     "\n"
     "Exit status: 0 stopped by a signal (tools: done); 1 could not start or a\n"
     "tool failed (verify: bad records found); 2 usage.\n"
@@ -148,6 +155,7 @@ static const struct option s_long_options[] = {
     {"name", required_argument, NULL, S_OPT_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -230,8 +238,8 @@ static int s_parse(zkit_spool_device_opts_t *o, int argc, char **argv)
         case S_OPT_BURST: rc = s_u32("burst", 1, 65536, &o->burst); break;
         case S_OPT_NAME: o->name = optarg; break;
         case 'v': o->verbose = true; break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: rc = zkit__device_other_option(S_CMD, c, argv, &o->ops); break;
         }
     }
     if (rc != -1)
@@ -268,9 +276,9 @@ static void s_print_stats(const zkit_spool_device_stats_t *s)
     fprintf(stderr,
             "zkit spool: puts=%" PRIu64 " pushes=%" PRIu64 " stored=%" PRIu64 " confirmed=%" PRIu64
             " duplicates=%" PRIu64 " group_commits=%" PRIu64 " blocked=%" PRIu64
-            " push_dropped=%" PRIu64 " unroutable=%" PRIu64 "\n",
+            " push_dropped=%" PRIu64 " unroutable=%" PRIu64 " stored_bytes=%" PRIu64 "\n",
             s->puts, s->pushes, s->stored, s->confirmed, s->duplicates, s->group_commits,
-            s->blocked, s->push_dropped, s->unroutable);
+            s->blocked, s->push_dropped, s->unroutable, s->stored_bytes);
     fprintf(stderr, "zkit spool: rejected:");
     for (int i = 0; i < ZKIT_SPOOL_DEVICE_REJECT_REASONS_; i++)
         fprintf(stderr, " %s=%" PRIu64, zkit_spool_device_reject_name(i), s->rejected[i]);
@@ -278,9 +286,10 @@ static void s_print_stats(const zkit_spool_device_stats_t *s)
     fprintf(stderr,
             "zkit spool: delivered=%" PRIu64 " acked=%" PRIu64 " duplicate_acks=%" PRIu64
             " nacks=%" PRIu64 " requeued=%" PRIu64 " duplicate_records=%" PRIu64
-            " dead_letters=%" PRIu64 " dead_letter_errors=%" PRIu64 "\n",
+            " dead_letters=%" PRIu64 " dead_letter_errors=%" PRIu64 " delivered_bytes=%" PRIu64
+            "\n",
             s->delivered, s->acked, s->duplicate_acks, s->nacks, s->requeued, s->duplicate_records,
-            s->dead_letters, s->dead_letter_errors);
+            s->dead_letters, s->dead_letter_errors, s->delivered_bytes);
     fprintf(stderr,
             "zkit spool: consumers_ready=%" PRIu64 " consumers_expired=%" PRIu64
             " consumers_gone=%" PRIu64 " unknown_consumer=%" PRIu64 " consumers=%" PRIu64
@@ -323,6 +332,8 @@ static int s_run(int argc, char **argv)
     fprintf(stderr, "zkit spool: bound %s\n", zkit_spool_device_out(device));
     if (opts.in_push)
         fprintf(stderr, "zkit spool: bound %s\n", zkit_spool_device_in_push(device));
+    if (zkit_spool_device_control(device))
+        fprintf(stderr, "zkit spool: control %s\n", zkit_spool_device_control(device));
     zkit_spool_device_stats_t stats;
     if (zkit_spool_device_stats(device, &stats) == 0) {
         const zkit_spool_stats_t *p = &stats.spool;
@@ -334,8 +345,10 @@ static int s_run(int argc, char **argv)
     }
     fflush(stderr);
     /* Signals interrupt poll(); the timeout is only a safety net.           */
-    while (!zkit__device_stopping())
+    while (!zkit__device_stopping()) {
+        zkit__device_reload_pending();
         poll(NULL, 0, 1000);
+    }
     bool have_stats = zkit_spool_device_stats(device, &stats) == 0;
     zkit_spool_device_destroy(&device);
     if (have_stats)

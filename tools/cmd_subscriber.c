@@ -65,9 +65,20 @@ static const char s_usage_text[] =
     "      --probe MS           ask a source silent for MS ms how far it has\n"
     "                           published, so a missed tail shows (1000; 0: never)\n"
     "  -h, --help               this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "A --bind SUB is a CURVE server with --curve-secret and --curve-allow; a\n"
+    "--connect SUB and the replay links are CURVE clients with --curve-secret and\n"
+    "--curve-server (one server key for all: the forwarder's and the publishers'\n"
+    "replay endpoints must share it). SIGHUP rescans the allow directory.\n"
     "\n"
-    "Lines on stderr: 'zkit subscriber: gap|lost|recovered|restart src=S ...' for\n"
-    "every stream event, and 'zkit subscriber: stats k=v ...' at exit.\n"
+    "Lines on stderr: 'zkit subscriber: control EP' with --control, 'zkit\n"
+    "subscriber: gap|lost|recovered|restart src=S ...' for every stream event,\n"
+    "and 'zkit subscriber: stats k=v ...' at exit. The control endpoint answers\n"
+    "STATS (see 'zkit stats'), PING, PAUSE (stop reading the feed: it queues,\n"
+    "then upstream drops; the gaps are fetched after RESUME) and RESUME.\n"
     "\n"
     "Exit status: 0 done (or interrupted); 3 done, but some messages were lost;\n"
     "1 timeout or failure; 2 usage.\n";
@@ -124,6 +135,7 @@ static const struct option s_long_options[] = {
     {"fetch-batch", required_argument, NULL, S_OPT_FETCH_BATCH},
     {"probe", required_argument, NULL, S_OPT_PROBE},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -194,8 +206,12 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                                                 optarg);
             o->sub.probe_ms = (uint32_t) v;
             break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->sub.ops);
+            if (rc != -1)
+                return rc;
+        }
         }
     }
     if (optind < argc)
@@ -413,6 +429,8 @@ int zkit_cmd_subscriber(int argc, char **argv)
         free(out.positions);
         return ZKIT_EXIT_FAILURE;
     }
+    if (zkit_subscriber_control(sub))
+        fprintf(stderr, "zkit subscriber: control %s\n", zkit_subscriber_control(sub));
     fprintf(stderr, "zkit subscriber: running\n");
     fflush(stderr);
 
@@ -422,6 +440,7 @@ int zkit_cmd_subscriber(int argc, char **argv)
     rc = ZKIT_EXIT_OK;
     while (!zkit__device_stopping()) {
         zclock_sleep(S_TICK_MS);
+        zkit__device_reload_pending();
         if (o.count && zkit_subscriber_stats(sub, &st) == 0 &&
             st.delivered - st.snapshot + st.lost >= o.count && zkit_subscriber_settled(sub))
             break;

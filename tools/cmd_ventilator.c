@@ -65,6 +65,17 @@ static const char s_usage_text[] =
     "                         the same DIR: it then resumes that batch, without\n"
     "                         reading the input, and waits for it. Not with --fast\n"
     "  -h, --help             this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "\n"
+    "Workers connect to --bind (a bound socket: with --curve-secret it needs\n"
+    "--curve-allow); the ventilator connects to --sink (with --curve-secret it\n"
+    "needs --curve-server, the sink's public certificate). With --control the\n"
+    "line 'zkit ventilator: control ENDPOINT' follows the bound line. The\n"
+    "control endpoint answers STATS, PING, PAUSE (hand out no task: tasks stay\n"
+    "queued, nothing is lost) and RESUME. SIGHUP rescans --curve-allow.\n"
     "\n"
     "The bound endpoint is printed on stderr as 'zkit ventilator: bound ENDPOINT'.\n"
     "\n"
@@ -106,6 +117,7 @@ static const struct option s_long_options[] = {
     {"wait", no_argument, NULL, S_OPT_WAIT},
     {"spool", required_argument, NULL, S_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -179,8 +191,13 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                 return zkit__device_usage_error(S_CMD, "empty directory for --spool");
             o->vent.spool_dir = optarg;
             break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            /* an operations option (-1: go on), or a usage error */
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->vent.ops);
+            if (rc != -1)
+                return rc;
+        }
         }
     }
     if (optind < argc)
@@ -286,6 +303,7 @@ static int s_read_tasks(s_batch_t *batch, FILE *in, const char *name, s_lines_t 
             rc = -1;
             break;
         }
+        zkit__device_reload_pending(); /* a SIGHUP also cuts a read short */
         errno = 0;
         ssize_t n = getline(&line, &capacity, in);
         if (n < 0) {
@@ -363,6 +381,7 @@ static int s_wait_batch(zkit_ventilator_t *vent, int read_rc)
             s_print_summary("interrupted", &r);
             return ZKIT_EXIT_FAILURE;
         }
+        zkit__device_reload_pending();
         if (zkit_ventilator_wait(vent, S_TICK_MS, &r) == 0)
             break;
         if (errno != ETIMEDOUT && errno != EINTR) {
@@ -443,6 +462,8 @@ int zkit_cmd_ventilator(int argc, char **argv)
     }
     const char *endpoint = zkit_ventilator_endpoint(vent);
     fprintf(stderr, "zkit ventilator: bound %s\n", endpoint ? endpoint : o.vent.bind);
+    if (zkit_ventilator_control(vent))
+        fprintf(stderr, "zkit ventilator: control %s\n", zkit_ventilator_control(vent));
 
     rc = s_run(vent, &o, in);
     zkit_ventilator_destroy(&vent);

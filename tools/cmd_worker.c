@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include "zkit.h"
-#include "zkit_batch.h"
 #include "zkit_worker.h"
 #include "device_common.h"
 #include "exec_handler.h"
@@ -56,6 +55,19 @@ static const char s_usage_text[] =
     "                         (default: no limit)\n"
     "      --name NAME        this worker's name in results (default worker-PID-N)\n"
     "  -h, --help             this text\n"
+    "\n";
+
+/* After zkit__device_ops_usage.                                            */
+static const char s_usage_tail[] =
+    "\n"
+    "The ventilator and the sink are bound sockets, the worker connects to both:\n"
+    "give --curve-secret with --curve-server, the servers' public certificate\n"
+    "(one for both: the ventilator and the sink then run with the same\n"
+    "--curve-secret). With --control, 'zkit worker: control ENDPOINT' follows\n"
+    "the started line. The control\n"
+    "endpoint answers STATS, PING, PAUSE (take no new task: the link to the\n"
+    "ventilator is closed, so it gives the tasks not started here to others;\n"
+    "running ones finish) and RESUME (connect again). SIGHUP is accepted.\n"
     "\n"
     "COMMAND's environment also has ZKIT_TASK_SEQ (the task's number in its\n"
     "batch), ZKIT_TASK_ATTEMPT (1 on the first attempt) and ZKIT_BATCH.\n"
@@ -85,6 +97,7 @@ static const struct option s_long_options[] = {
     {"exec-timeout", required_argument, NULL, S_OPT_EXEC_TIMEOUT},
     {"name", required_argument, NULL, S_OPT_NAME},
     {"help", no_argument, NULL, 'h'},
+    ZKIT__DEVICE_OPS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -146,8 +159,13 @@ static int s_parse(s_options_t *o, int argc, char **argv)
                 return zkit__device_usage_error(S_CMD, "empty name for --name");
             o->worker.name = optarg;
             break;
-        case 'h': fputs(s_usage_text, stdout); return ZKIT_EXIT_OK;
-        default: return zkit__device_getopt_error(S_CMD, c, argv);
+        case 'h': return zkit__device_help(s_usage_text, s_usage_tail);
+        default: {
+            int rc = zkit__device_other_option(S_CMD, c, argv, &o->worker.ops);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         }
     }
     if (optind < argc)
@@ -161,49 +179,6 @@ static int s_parse(s_options_t *o, int argc, char **argv)
     return -1;
 }
 
-/*  "ZKIT_BATCH=name" when the batch name is printable text, else "".       */
-static void s_batch_env(const zkit_envelope_t *task, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    zkit_value_t batch;
-    if (zkit_envelope_batch(task, &batch) == -1 || batch.size > ZKIT_BATCH_NAME_MAX)
-        return;
-    const char *name = batch.data;
-    for (size_t i = 0; i < batch.size; i++)
-        if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
-            return;
-    snprintf(buf, size, "ZKIT_BATCH=%.*s", (int) batch.size, name);
-}
-
-/*  The worker's task handler, on a handler thread: one command per task.    */
-static int s_handle(const zkit_envelope_t *task, zkit_envelope_t *result, char *reason,
-                    size_t reason_size, void *arg)
-{
-    const s_options_t *o = arg;
-    char seq[48], attempt[48], batch[ZKIT_BATCH_NAME_MAX + 16];
-    /* A task's seq is its number in the batch (docs/pipeline-protocol.md). */
-    snprintf(seq, sizeof seq, "ZKIT_TASK_SEQ=%" PRIu64, zkit_envelope_seq(task));
-    uint64_t att = zkit_envelope_has(task, ZKIT_META_ATT) ? zkit_envelope_att(task) : 1;
-    snprintf(attempt, sizeof attempt, "ZKIT_TASK_ATTEMPT=%" PRIu64, att);
-    s_batch_env(task, batch, sizeof batch);
-    char *env[] = {seq, attempt, batch[0] ? batch : NULL, NULL};
-
-    size_t size;
-    const void *body = zkit_envelope_body(task, &size);
-    zkit__exec_output_t out = {NULL, 0, 0};
-    int rc = zkit__exec_run(&o->exec, body, size, env, &out, reason, reason_size);
-    if (rc == 0) {
-        if (out.size && out.data[out.size - 1] == '\n')
-            out.size--;
-        if (zkit_envelope_set_body(result, out.data ? out.data : "", out.size) == -1) {
-            snprintf(reason, reason_size, "out of memory");
-            rc = -1;
-        }
-    }
-    free(out.data);
-    return rc;
-}
-
 int zkit_cmd_worker(int argc, char **argv)
 {
     s_options_t o;
@@ -212,8 +187,8 @@ int zkit_cmd_worker(int argc, char **argv)
         return rc;
 
     zkit__device_catch_signals();
-    o.worker.handler = s_handle;
-    o.worker.handler_arg = &o;
+    o.worker.handler = zkit__exec_task_handler;
+    o.worker.handler_arg = &o.exec;
     zkit_worker_t *worker = zkit_worker_new(&o.worker);
     if (!worker) {
         fprintf(stderr, "zkit worker: cannot start: %s\n", zkit_strerror(errno));
@@ -221,12 +196,15 @@ int zkit_cmd_worker(int argc, char **argv)
     }
     fprintf(stderr, "zkit worker: started: tasks from %s, results to %s, window %u\n",
             o.worker.connect, o.worker.sink, o.worker.window);
+    if (zkit_worker_control(worker))
+        fprintf(stderr, "zkit worker: control %s\n", zkit_worker_control(worker));
 
     /* Everything happens on the worker's threads; this one waits for a
        signal. A signal may land on another thread, so look now and then. */
     while (!zkit__device_stopping()) {
         struct timespec tick = {0, 100 * 1000 * 1000};
         nanosleep(&tick, NULL);
+        zkit__device_reload_pending();
     }
     /* Handlers see the flag too: running commands are killed, so the
        destroy below does not wait for them to finish. */

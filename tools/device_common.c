@@ -1,4 +1,4 @@
-/*  device_common.c: what the pipeline device commands share.
+/*  device_common.c: what the device commands share.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -17,6 +17,62 @@
 #include "zkit_cli.h"
 
 atomic_int zkit__device_stop = 0;
+static atomic_int s_reload_wanted = 0;
+
+const char zkit__device_ops_usage[] =
+    "operations (docs/control-protocol.md, docs/security.md):\n"
+    "      --control EP           answer STATS, PING, PAUSE, RESUME here\n"
+    "                             (read it with 'zkit stats EP')\n"
+    "      --curve-secret FILE    this device's certificate (zkit keygen)\n"
+    "      --curve-allow DIR      bound sockets: CURVE, admitting the public\n"
+    "                             certificates in DIR (rescanned on change and\n"
+    "                             on SIGHUP); '*' admits any key\n"
+    "      --curve-server FILE    connecting sockets: CURVE, to the server with\n"
+    "                             this public certificate\n"
+    "      --ip-allow LIST        bound sockets: only these addresses may connect\n"
+    "      --ip-deny LIST         bound sockets: refuse these addresses\n";
+
+bool zkit__device_ops_option(int c, const char *value, zkit_ops_opts_t *ops)
+{
+    switch (c) {
+    case ZKIT__OPT_CONTROL: ops->control = value; return true;
+    case ZKIT__OPT_CURVE_SECRET: ops->curve_secret = value; return true;
+    case ZKIT__OPT_CURVE_SERVER: ops->curve_server = value; return true;
+    case ZKIT__OPT_CURVE_ALLOW: ops->curve_allow = value; return true;
+    case ZKIT__OPT_IP_ALLOW: ops->ip_allow = value; return true;
+    case ZKIT__OPT_IP_DENY: ops->ip_deny = value; return true;
+    default: return false;
+    }
+}
+
+int zkit__device_help(const char *usage, const char *tail)
+{
+    fputs(usage, stdout);
+    fputs(zkit__device_ops_usage, stdout);
+    if (tail)
+        fputs(tail, stdout);
+    return ZKIT_EXIT_OK;
+}
+
+int zkit__device_other_option(const char *cmd, int c, char **argv, zkit_ops_opts_t *ops)
+{
+    if (zkit__device_ops_option(c, optarg, ops))
+        return -1;
+    return zkit__device_getopt_error(cmd, c, argv);
+}
+
+bool zkit__device_reload_pending(void)
+{
+    if (!atomic_exchange(&s_reload_wanted, 0))
+        return false;
+    if (zkit_security_reload() == 0)
+        zsys_info("ZKIT-RELOAD: SIGHUP: allow directory rescanned");
+    else
+        zsys_error("ZKIT-RELOAD: SIGHUP: cannot rescan the allow directory: %s; the keys "
+                   "loaded before stay in force",
+                   zkit_strerror(errno));
+    return true;
+}
 
 int zkit__device_usage_error(const char *cmd, const char *format, ...)
 {
@@ -57,8 +113,10 @@ int zkit__device_parse_uint(const char *text, uint64_t min, uint64_t max, uint64
 
 static void s_on_signal(int signum)
 {
-    (void) signum;
-    atomic_store(&zkit__device_stop, 1);
+    if (signum == SIGHUP)
+        atomic_store(&s_reload_wanted, 1);
+    else
+        atomic_store(&zkit__device_stop, 1);
 }
 
 void zkit__device_catch_signals(void)
@@ -70,6 +128,7 @@ void zkit__device_catch_signals(void)
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

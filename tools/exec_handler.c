@@ -1,4 +1,5 @@
-/*  exec_handler.c: one shell command per task, for `zkit worker --exec`.
+/*  exec_handler.c: one shell command per task, for `zkit worker --exec` and
+    the workers of `zkit run`.
 
     fork, then exec /bin/sh -c COMMAND with three pipes. The worker is
     multi-threaded (libzmq's I/O threads, the actor, the handler threads), so
@@ -22,6 +23,7 @@
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "exec_handler.h"
+#include "zkit_batch.h"
 
 extern char **environ;
 
@@ -404,4 +407,46 @@ int zkit__exec_run(const zkit__exec_opts_t *opts, const void *input, size_t inpu
         return 0;
     s_describe(&child, status, reason, reason_size);
     return -1;
+}
+
+/*  "ZKIT_BATCH=name" when the batch name is printable text, else "".       */
+static void s_batch_env(const zkit_envelope_t *task, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    zkit_value_t batch;
+    if (zkit_envelope_batch(task, &batch) == -1 || batch.size > ZKIT_BATCH_NAME_MAX)
+        return;
+    const char *name = batch.data;
+    for (size_t i = 0; i < batch.size; i++)
+        if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
+            return;
+    snprintf(buf, size, "ZKIT_BATCH=%.*s", (int) batch.size, name);
+}
+
+int zkit__exec_task_handler(const zkit_envelope_t *task, zkit_envelope_t *result, char *reason,
+                            size_t reason_size, void *arg)
+{
+    const zkit__exec_opts_t *opts = arg;
+    char seq[48], attempt[48], batch[ZKIT_BATCH_NAME_MAX + 16];
+    /* A task's seq is its number in the batch (docs/pipeline-protocol.md). */
+    snprintf(seq, sizeof seq, "ZKIT_TASK_SEQ=%" PRIu64, zkit_envelope_seq(task));
+    uint64_t att = zkit_envelope_has(task, ZKIT_META_ATT) ? zkit_envelope_att(task) : 1;
+    snprintf(attempt, sizeof attempt, "ZKIT_TASK_ATTEMPT=%" PRIu64, att);
+    s_batch_env(task, batch, sizeof batch);
+    char *env[] = {seq, attempt, batch[0] ? batch : NULL, NULL};
+
+    size_t size;
+    const void *body = zkit_envelope_body(task, &size);
+    zkit__exec_output_t out = {NULL, 0, 0};
+    int rc = zkit__exec_run(opts, body, size, env, &out, reason, reason_size);
+    if (rc == 0) {
+        if (out.size && out.data[out.size - 1] == '\n')
+            out.size--;
+        if (zkit_envelope_set_body(result, out.data ? out.data : "", out.size) == -1) {
+            snprintf(reason, reason_size, "out of memory");
+            rc = -1;
+        }
+    }
+    free(out.data);
+    return rc;
 }

@@ -1,5 +1,5 @@
 /*  exec_handler.h (internal to the zkit program): runs one shell command per
-    task for `zkit worker --exec`.
+    task for `zkit worker --exec` and the workers of `zkit run`.
 
     The task body goes to the command's stdin, its stdout comes back as the
     result. Safe to call from several handler threads at once: every file
@@ -16,6 +16,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "zkit_worker.h"
 
 typedef struct {
     const char *command;    /* run as /bin/sh -c COMMAND                    */
@@ -48,5 +50,17 @@ typedef struct {
 int zkit__exec_run(const zkit__exec_opts_t *opts, const void *input, size_t input_size,
                    char *const extra_env[], zkit__exec_output_t *out, char *reason,
                    size_t reason_size);
+
+/*  The worker's task handler (a zkit_task_handler_fn) for both `zkit worker
+    --exec` and a `zkit run` worker: arg is the zkit__exec_opts_t (borrowed;
+    it must outlive the worker). Runs the command with zkit__exec_run, the
+    task's body on stdin and ZKIT_TASK_SEQ (the task's number in its batch),
+    ZKIT_TASK_ATTEMPT (1 on the first attempt) and ZKIT_BATCH (only when the
+    batch name is printable text) in its environment. On success the result's
+    body is the command's stdout less one trailing newline; otherwise -1 with
+    zkit__exec_run's reason ("out of memory" when the body cannot be set).
+    Thread-safe as zkit__exec_run is.                                        */
+int zkit__exec_task_handler(const zkit_envelope_t *task, zkit_envelope_t *result, char *reason,
+                            size_t reason_size, void *arg);
 
 #endif

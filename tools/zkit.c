@@ -28,6 +28,7 @@ static const s_command_t s_commands[] = {
     {"publisher", zkit_cmd_publisher, "pub/sub: publish numbered envelopes, serve replay"},
     {"subscriber", zkit_cmd_subscriber, "pub/sub: receive, detect gaps, recover from replay"},
     {"forwarder", zkit_cmd_forwarder, "pub/sub: XSUB/XPUB device with a slow-subscriber policy"},
+    {"run", zkit_cmd_run, "run a topology of devices from a ZPL file (reload on SIGHUP)"},
     {"bench", zkit_cmd_bench, "measure zkit against the raw baseline in the same run"},
     {"stats", zkit_cmd_stats, "print a device's statistics (table, JSON, Prometheus)"},
     {"keygen", zkit_cmd_keygen, "make a CURVE keypair (NAME, NAME_secret) for --curve-*"},

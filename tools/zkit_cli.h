@@ -29,5 +29,6 @@ int zkit_cmd_spool(int argc, char **argv);
 int zkit_cmd_publisher(int argc, char **argv);
 int zkit_cmd_subscriber(int argc, char **argv);
 int zkit_cmd_forwarder(int argc, char **argv);
+int zkit_cmd_run(int argc, char **argv);
 
 #endif

@@ -25,63 +25,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "balancer/deadletter.h"
+#include "balancer/balancer_internal.h"
 #include "balancer/protocol.h"
-#include "balancer/request.h"
 #include "core/actor.h"
-#include "core/dispatcher.h"
-#include "core/ratelimit.h"
-#include "core/idtable.h"
 #include "core/socket.h"
 
 /* Messages taken from one socket before the loop looks at the others.      */
 #define S_BATCH 256
 /* Linger at shutdown: replies already routed get this long to leave.       */
 #define S_LINGER_MS 1000
-#define S_NAME_MAX  64
+#define S_NAME_MAX  ZKIT__BAL_NAME_MAX
 
-typedef struct s_worker {
-    struct s_worker *prev, *next; /* every worker, in arrival order */
-    uint64_t hash;
-    bool zkit;
-    uint32_t credit;
-    uint8_t size;
-    uint8_t rid[];
-} s_worker_t;
+typedef zkit__bal_worker_t s_worker_t;
+typedef zkit__bal_state_t s_state_t;
 
 typedef struct {
     const void *data;
     size_t size;
 } s_rid_t;
-
-typedef struct {
-    /* options */
-    char name[S_NAME_MAX + 1];
-    uint32_t heartbeat_ms;
-    uint32_t max_requests;
-    uint32_t ttl_ms;
-    bool verbose;
-    /* sockets, made by the constructor and then owned by the actor */
-    zsock_t *pipe;
-    zsock_t *frontend;
-    zsock_t *backend;
-    void *fe;
-    void *be;
-    /* state */
-    zkit__dispatcher_t *dispatcher;
-    zkit__deadletter_t *store;
-    zkit__bal_codec_t codec;
-    zkit_envelope_t *in; /* decodes what arrives */
-    zkit__idtable_t workers;
-    s_worker_t list; /* sentinel of the worker list */
-    uint64_t hash_seed;
-    uint64_t expired_seen; /* dispatcher peers_expired already handled */
-    int64_t next_heartbeat;
-    zkit__ratelimit_t bad_log;
-    zkit__ratelimit_t dead_log;
-    zkit_balancer_stats_t stats;
-    bool terminated;
-} s_state_t;
 
 struct _zkit_balancer_t {
     zactor_t *actor;
@@ -207,8 +168,8 @@ static void s_heartbeat(s_state_t *self, int64_t now)
     s_worker_t *w = self->list.next;
     while (w != &self->list) {
         s_worker_t *next = w->next;
-        if (zkit__bal_send_command(self->be, w->rid, w->size, ZKIT__BAL_CMD_HEARTBEAT, 0, NULL) ==
-                -1 &&
+        if (zkit__bal_send_command(self->be, w->rid, w->size, ZKIT__BAL_CMD_HEARTBEAT, 0, NULL,
+                                   &self->be_traffic) == -1 &&
             errno == EHOSTUNREACH) {
             uint8_t rid[ZKIT__DISPATCHER_PEER_MAX];
             size_t size = w->size;
@@ -261,7 +222,8 @@ static void s_reply(s_state_t *self, zkit__bal_msg_t *msg, const zkit__bal_backe
         return;
     }
     zkit__bal_request_t *req = payload;
-    if (zkit__bal_request_reply(req, self->fe, parts, m->parts, reply, &self->codec) == 0)
+    if (zkit__bal_request_reply(req, self->fe, parts, m->parts, reply, &self->codec,
+                                &self->fe_traffic) == 0)
         self->stats.replies++;
     else
         self->stats.unroutable++;
@@ -364,7 +326,7 @@ static void s_frontend_message(s_state_t *self, zkit__bal_msg_t *msg, int64_t no
     }
     else {
         self->stats.overloaded++;
-        if (zkit__bal_request_error(req, self->fe, "OVERLOAD", 0, &self->codec))
+        if (zkit__bal_request_error(req, self->fe, "OVERLOAD", 0, &self->codec, &self->fe_traffic))
             self->stats.unroutable++;
     }
     zkit__bal_request_destroy(&req);
@@ -379,12 +341,9 @@ static void s_pipe_message(s_state_t *self, zkit__bal_msg_t *msg)
     if (size == 5 && memcmp(cmd, "$TERM", 5) == 0)
         self->terminated = true;
     else if (size == 5 && memcmp(cmd, "STATS", 5) == 0) {
-        const zkit__dispatcher_counters_t *c = zkit__dispatcher_counters(self->dispatcher);
-        self->stats.dispatched = c->dispatched;
-        self->stats.requeued = c->requeued;
-        self->stats.queued = c->queued;
-        self->stats.in_flight = c->in_flight;
-        zkit__actor_reply(self->pipe, &self->stats, sizeof self->stats);
+        zkit_balancer_stats_t stats;
+        zkit__bal_snapshot(self, &stats);
+        zkit__actor_reply(self->pipe, &stats, sizeof stats);
     }
 }
 
@@ -419,7 +378,8 @@ static void s_dead_letters(s_state_t *self, int64_t now)
                          self->name, zkit_id_to_hex(req->id, hex), reason, dead.attempts,
                          stored ? ", recorded" : (self->store ? ", NOT recorded" : ""), suppressed);
         }
-        if (zkit__bal_request_error(req, self->fe, reason, dead.attempts, &self->codec))
+        if (zkit__bal_request_error(req, self->fe, reason, dead.attempts, &self->codec,
+                                    &self->fe_traffic))
             self->stats.unroutable++;
         zkit__bal_request_destroy(&req);
     }
@@ -428,10 +388,17 @@ static void s_dead_letters(s_state_t *self, int64_t now)
 static void s_dispatch(s_state_t *self, int64_t now)
 {
     zkit__dispatcher_job_t job;
+    if (self->paused) {
+        /* Nothing new goes out, but liveness, attempt timeouts and expiry
+           still apply: what next() would do besides handing out work.     */
+        zkit__dispatcher_tick(self->dispatcher, now);
+        s_workers_expired(self);
+        return;
+    }
     while (zkit__dispatcher_next(self->dispatcher, now, &job)) {
         s_worker_t *w = s_worker_find(self, job.peer, job.peer_size);
         if (w && zkit__bal_request_dispatch(job.payload, self->be, job.peer, job.peer_size, w->zkit,
-                                            job.attempts, &self->codec) == 0)
+                                            job.attempts, &self->codec, &self->be_traffic) == 0)
             continue;
         uint8_t rid[ZKIT__DISPATCHER_PEER_MAX];
         size_t size = job.peer_size;
@@ -486,10 +453,14 @@ static void s_drain(s_state_t *self, zsock_t *sock, int which)
         int64_t now = zclock_mono();
         if (which == 0)
             s_pipe_message(self, &msg);
-        else if (which == 1)
+        else if (which == 1) {
+            zkit__traffic_in(&self->be_traffic, msg.bytes);
             s_backend_message(self, &msg, now);
-        else
+        }
+        else {
+            zkit__traffic_in(&self->fe_traffic, msg.bytes);
             s_frontend_message(self, &msg, now);
+        }
         zkit__bal_msg_close(&msg);
     }
 }
@@ -503,12 +474,18 @@ static void s_actor(zsock_t *pipe, void *args)
     while (!self->terminated) {
         int64_t now = zclock_mono();
         bool read_clients = s_held(self) < self->max_requests;
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {self->be, 0, ZMQ_POLLIN, 0},
             {self->fe, 0, (short) (read_clients ? ZMQ_POLLIN : 0), 0},
         };
-        if (zmq_poll(items, 3, s_timeout(self, now)) == -1 && errno != EINTR)
+        int count = 3 + zkit__ops_pollitem(self->ops, &items[3]);
+        if (zmq_poll(items, count, s_timeout(self, now)) == -1 && errno != EINTR)
+            break;
+        /* The control endpoint first: STATS reads the counters as they were
+           when the request came, and PAUSE takes effect before this turn's
+           dispatch.                                                          */
+        if (count > 3 && (items[3].revents & ZMQ_POLLIN) && zkit__ops_serve(self->ops) == -1)
             break;
         if (items[0].revents & ZMQ_POLLIN)
             s_drain(self, pipe, 0);
@@ -538,6 +515,8 @@ static void s_state_destroy(s_state_t **self_p)
     s_state_t *self = *self_p;
     zkit__socket_close(&self->frontend, 0);
     zkit__socket_close(&self->backend, 0);
+    /* After the sockets it secured are closed (ops.h).                     */
+    zkit__ops_destroy(&self->ops);
     zkit__dispatcher_destroy(&self->dispatcher);
     zkit__deadletter_close(&self->store);
     while (self->list.next != &self->list) {
@@ -620,7 +599,8 @@ static s_state_t *s_state_new(const zkit_balancer_opts_t *opts)
 
 /* Makes and binds one ROUTER in the caller's thread; the actor takes it
    over (zactor_new is a full memory barrier).                               */
-static zsock_t *s_router(const char *endpoints, int sndhwm, char *resolved, size_t size)
+static zsock_t *s_router(zkit__ops_t *ops, const char *endpoints, int sndhwm, char *resolved,
+                         size_t size)
 {
     zkit__socket_opts_t sopts = ZKIT__SOCKET_OPTS_DEFAULT;
     sopts.linger_ms = S_LINGER_MS;
@@ -629,7 +609,9 @@ static zsock_t *s_router(const char *endpoints, int sndhwm, char *resolved, size
        HANDOVER: a worker that reconnects with a fixed identity takes it. */
     sopts.router_mandatory = true;
     sopts.router_handover = true;
-    return zkit__socket_new_bound(ZMQ_ROUTER, &sopts, endpoints, resolved, size);
+    /* sopts keeps the default ZMQ_MAXMSGSIZE: a peer sending a larger frame
+       loses its connection before the actor sees anything.                  */
+    return zkit__ops_socket_new_bound(ops, ZMQ_ROUTER, &sopts, endpoints, resolved, size);
 }
 
 /* ---- API ----------------------------------------------------------------------------- */
@@ -647,12 +629,22 @@ ZKIT_EXPORT zkit_balancer_t *zkit_balancer_new(const zkit_balancer_opts_t *opts)
     if (!self->state)
         goto err;
     s_state_t *st = self->state;
+    /* Security first: every socket is secured before it binds, and the
+       control endpoint is bound here so its errors reach the caller.       */
+    st->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                  .component = "balancer",
+                                                  .name = opts->name,
+                                                  .stats_fn = zkit__bal_stats_fn,
+                                                  .command_fn = zkit__bal_command_fn,
+                                                  .arg = st});
+    if (!st->ops)
+        goto err;
     /* Per client, a handful of replies; per worker, its credit of requests
        plus the heartbeats of one liveness period.                           */
-    st->frontend = s_router(opts->frontend, 1000, self->frontend, sizeof self->frontend);
+    st->frontend = s_router(st->ops, opts->frontend, 1000, self->frontend, sizeof self->frontend);
     if (!st->frontend)
         goto err;
-    st->backend = s_router(opts->backend, 2 * ZKIT__BAL_CREDIT_MAX + 1000, self->backend,
+    st->backend = s_router(st->ops, opts->backend, 2 * ZKIT__BAL_CREDIT_MAX + 1000, self->backend,
                            sizeof self->backend);
     if (!st->backend)
         goto err;
@@ -693,6 +685,11 @@ ZKIT_EXPORT const char *zkit_balancer_frontend(zkit_balancer_t *self)
 ZKIT_EXPORT const char *zkit_balancer_backend(zkit_balancer_t *self)
 {
     return self->backend;
+}
+
+ZKIT_EXPORT const char *zkit_balancer_control(zkit_balancer_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->state->ops) : NULL;
 }
 
 ZKIT_EXPORT int zkit_balancer_stats(zkit_balancer_t *self, zkit_balancer_stats_t *stats)

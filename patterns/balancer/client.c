@@ -23,6 +23,7 @@
 
 #include "balancer/protocol.h"
 #include "core/idtable.h"
+#include "core/ops.h"
 #include "core/socket.h"
 
 #define S_NEVER    INT64_MAX
@@ -48,6 +49,7 @@ struct _zkit_client_t {
     char name[S_NAME_MAX + 1];
     zsock_t *sock;
     void *handle;
+    zkit__ops_t *ops; /* security only: a client has no control endpoint */
     zkit__idtable_t table;
     s_pending_t timers; /* sentinel */
     size_t pending;
@@ -105,7 +107,7 @@ static void s_attempt(zkit_client_t *self, s_pending_t *p, int64_t now)
     /* A send that fails (no room, no connection yet) is an attempt all the
        same: its timeout brings the next one.                                */
     if (zmq_msg_copy(&frames[1], &p->frame) == 0)
-        zkit__bal_send(self->handle, frames, 2);
+        zkit__bal_send(self->handle, frames, 2, NULL); /* no control endpoint */
     else {
         zmq_msg_close(&frames[0]);
         zmq_msg_close(&frames[1]);
@@ -265,9 +267,11 @@ ZKIT_EXPORT zkit_client_t *zkit_client_new(const zkit_client_opts_t *opts)
 {
     if (!opts || !opts->connect || !*opts->connect || opts->timeout_ms < 1 ||
         opts->timeout_ms > 3600000 || opts->retries > 1000 || opts->max_pending < 1 ||
-        (opts->name && (!*opts->name || strlen(opts->name) > S_NAME_MAX))) {
+        (opts->name && (!*opts->name || strlen(opts->name) > S_NAME_MAX)) ||
+        (opts->ops.control && *opts->ops.control)) {
         zsys_error("ZKIT-CLIENT-OPTS: connect is required; timeout_ms 1-3600000, retries "
-                   "0-1000, max_pending >= 1, name 1-%d bytes",
+                   "0-1000, max_pending >= 1, name 1-%d bytes; no ops.control (a client "
+                   "has no thread to answer it: read zkit_client_stats)",
                    S_NAME_MAX);
         errno = EINVAL;
         return NULL;
@@ -280,6 +284,7 @@ ZKIT_EXPORT zkit_client_t *zkit_client_new(const zkit_client_opts_t *opts)
     self->opts = *opts;
     self->opts.connect = NULL;
     self->opts.name = NULL;
+    self->opts.ops = (zkit_ops_opts_t){0}; /* the caller's strings */
     if (opts->name)
         snprintf(self->name, sizeof self->name, "%s", opts->name);
     else
@@ -294,13 +299,16 @@ ZKIT_EXPORT zkit_client_t *zkit_client_new(const zkit_client_opts_t *opts)
     /* Linger 0 at destroy: what is still outstanding then was abandoned by
        the caller. ZMTP heartbeats make libzmq notice a dead connection (a
        vanished host sends no FIN) and reconnect.                            */
+    self->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops, .component = "client"});
+    if (!self->ops)
+        goto err;
     zkit__socket_opts_t sopts = ZKIT__SOCKET_OPTS_DEFAULT;
     self->sock = zkit__socket_new(ZMQ_DEALER, &sopts);
     if (!self->sock)
         goto err;
     zsock_set_heartbeat_ivl(self->sock, 1000);
     zsock_set_heartbeat_timeout(self->sock, 3000);
-    if (zkit__socket_attach(self->sock, opts->connect, false))
+    if (zkit__ops_attach(self->ops, self->sock, opts->connect, false))
         goto err;
     self->handle = zsock_resolve(self->sock);
     return self;
@@ -308,6 +316,8 @@ ZKIT_EXPORT zkit_client_t *zkit_client_new(const zkit_client_opts_t *opts)
 err:;
     int err = errno;
     zkit__socket_close(&self->sock, 0);
+    zkit__ops_destroy(&self->ops);
+    zkit__idtable_fini(&self->table);
     free(self);
     errno = err;
     return NULL;
@@ -319,6 +329,8 @@ ZKIT_EXPORT void zkit_client_destroy(zkit_client_t **self_p)
         return;
     zkit_client_t *self = *self_p;
     zkit__socket_close(&self->sock, 0);
+    /* After the socket it secured is closed (ops.h).                       */
+    zkit__ops_destroy(&self->ops);
     while (self->timers.next != &self->timers)
         s_pending_free(self, self->timers.next);
     zkit__idtable_fini(&self->table);

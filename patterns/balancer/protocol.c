@@ -16,6 +16,7 @@ int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags)
 {
     msg->count = 0;
     msg->dropped = 0;
+    msg->bytes = 0;
     while (true) {
         zmq_msg_t frame;
         zmq_msg_init(&frame);
@@ -38,6 +39,7 @@ int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags)
         }
         flags = 0;
         bool more = zmq_msg_more(&frame);
+        msg->bytes += zmq_msg_size(&frame);
         if (msg->count < ZKIT__BAL_FRAMES_MAX)
             msg->part[msg->count++] = frame;
         else {
@@ -195,10 +197,13 @@ int zkit__bal_parse_client(const zkit__bal_frame_t *frames, size_t count,
 
 /* ---- sending -------------------------------------------------------------------------- */
 
-int zkit__bal_send(void *handle, zmq_msg_t *frames, size_t count)
+int zkit__bal_send(void *handle, zmq_msg_t *frames, size_t count, zkit__traffic_t *traffic)
 {
     int rc = 0, err = 0;
-    size_t i = 0;
+    size_t i = 0, bytes = 0;
+    /* Before sending: a frame sent is left empty.                          */
+    for (size_t j = 0; j < count; j++)
+        bytes += zmq_msg_size(&frames[j]);
     for (; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
         if (zmq_msg_send(&frames[i], handle, flags) == -1) {
@@ -213,6 +218,8 @@ int zkit__bal_send(void *handle, zmq_msg_t *frames, size_t count)
         zmq_msg_close(&frames[i]);
     if (rc)
         errno = err;
+    else if (traffic)
+        zkit__traffic_out(traffic, bytes);
     return rc;
 }
 
@@ -228,7 +235,7 @@ int zkit__bal_frame_set(zmq_msg_t *frame, const void *data, size_t size)
 }
 
 int zkit__bal_send_command(void *handle, const void *rid, size_t rid_size, uint8_t cmd,
-                           uint32_t credit, const uint8_t *id)
+                           uint32_t credit, const uint8_t *id, zkit__traffic_t *traffic)
 {
     zmq_msg_t frames[3];
     size_t n = 0;
@@ -252,7 +259,7 @@ int zkit__bal_send_command(void *handle, const void *rid, size_t rid_size, uint8
         errno = ENOMEM;
         return -1;
     }
-    return zkit__bal_send(handle, frames, n);
+    return zkit__bal_send(handle, frames, n, traffic);
 }
 
 const char *zkit__bal_cmd_name(zkit__bal_cmd_t cmd)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "core/traffic.h"
 #include "zkit_balancer.h"
 #include "zkit_envelope.h"
 
@@ -65,6 +66,7 @@ typedef struct {
     zmq_msg_t part[ZKIT__BAL_FRAMES_MAX];
     size_t count;   /* frames held (initialised) in part             */
     size_t dropped; /* frames beyond ZKIT__BAL_FRAMES_MAX, discarded */
+    size_t bytes;   /* of every frame received, the discarded ones too  */
 } zkit__bal_msg_t;
 
 typedef enum {
@@ -98,8 +100,9 @@ typedef struct {
 /* ---- receiving --------------------------------------------------------------- */
 
 /*  Receives one whole message from a libzmq socket handle with flags
-    (ZMQ_DONTWAIT). Returns 0 with msg filled (the caller closes it), or -1
-    with errno from libzmq (EAGAIN: nothing waiting) and nothing held.        */
+    (ZMQ_DONTWAIT). Returns 0 with msg filled (the caller closes it; its
+    bytes, for the traffic counters, cover every frame), or -1 with errno
+    from libzmq (EAGAIN: nothing waiting) and nothing held.                   */
 int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags);
 
 /*  Closes every frame held. Safe to call twice.                             */
@@ -142,20 +145,22 @@ int zkit__bal_parse_credit(const void *data, size_t size, uint32_t *credit);
 /* ---- sending ------------------------------------------------------------------ */
 
 /*  Sends count frames as one message without blocking, then closes every one
-    of them (sent or not). Returns 0, or -1 with errno from libzmq: EAGAIN
-    (peer at its high-water mark, or a DEALER with no peer), EHOSTUNREACH (a
-    ROUTER_MANDATORY socket that does not know the peer).                    */
-int zkit__bal_send(void *handle, zmq_msg_t *frames, size_t count);
+    of them (sent or not). A message sent is counted in traffic (out, every
+    frame's bytes) unless traffic is NULL (inproc pipes). Returns 0, or -1
+    with errno from libzmq: EAGAIN (peer at its high-water mark, or a DEALER
+    with no peer), EHOSTUNREACH (a ROUTER_MANDATORY socket that does not
+    know the peer).                                                          */
+int zkit__bal_send(void *handle, zmq_msg_t *frames, size_t count, zkit__traffic_t *traffic);
 
 /*  Initialises frame with a copy of size bytes. Returns 0, or -1 with errno
     ENOMEM.                                                                  */
 int zkit__bal_frame_set(zmq_msg_t *frame, const void *data, size_t size);
 
 /*  Sends a one-byte command, behind rid when it is not NULL, and for READY
-    (credit > 0) and NACK (id not NULL) with their argument frame. Returns as
-    zkit__bal_send.                                                           */
+    (credit > 0) and NACK (id not NULL) with their argument frame. Counts
+    and returns as zkit__bal_send.                                            */
 int zkit__bal_send_command(void *handle, const void *rid, size_t rid_size, uint8_t cmd,
-                           uint32_t credit, const uint8_t *id);
+                           uint32_t credit, const uint8_t *id, zkit__traffic_t *traffic);
 
 /*  "READY", "HEARTBEAT", ..., or "?".                                       */
 const char *zkit__bal_cmd_name(zkit__bal_cmd_t cmd);

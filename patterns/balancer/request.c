@@ -181,7 +181,7 @@ static int s_route_frames(zkit__bal_request_t *self, zmq_msg_t *frames, size_t *
 
 int zkit__bal_request_dispatch(zkit__bal_request_t *self, void *backend, const void *rid,
                                size_t rid_size, bool zkit_worker, uint32_t attempts,
-                               zkit__bal_codec_t *codec)
+                               zkit__bal_codec_t *codec, zkit__traffic_t *traffic)
 {
     zmq_msg_t frames[S_OUT_MAX];
     size_t n = 0;
@@ -225,7 +225,7 @@ int zkit__bal_request_dispatch(zkit__bal_request_t *self, void *backend, const v
         if (rc)
             goto err;
     }
-    return zkit__bal_send(backend, frames, n);
+    return zkit__bal_send(backend, frames, n, traffic);
 
 err_env:
     zkit_envelope_reset(codec->env);
@@ -236,7 +236,8 @@ err:
 }
 
 int zkit__bal_request_reply(zkit__bal_request_t *self, void *frontend, zmq_msg_t *parts,
-                            size_t count, const zkit_envelope_t *reply, zkit__bal_codec_t *codec)
+                            size_t count, const zkit_envelope_t *reply, zkit__bal_codec_t *codec,
+                            zkit__traffic_t *traffic)
 {
     zmq_msg_t frames[S_OUT_MAX];
     size_t n = 0;
@@ -273,7 +274,7 @@ int zkit__bal_request_reply(zkit__bal_request_t *self, void *frontend, zmq_msg_t
             zmq_msg_move(&frames[n++], &parts[i]);
         }
     }
-    return zkit__bal_send(frontend, frames, n);
+    return zkit__bal_send(frontend, frames, n, traffic);
 
 err:
     s_close_all(frames, n);
@@ -282,7 +283,7 @@ err:
 }
 
 int zkit__bal_request_error(zkit__bal_request_t *self, void *frontend, const char *reason,
-                            uint32_t attempts, zkit__bal_codec_t *codec)
+                            uint32_t attempts, zkit__bal_codec_t *codec, zkit__traffic_t *traffic)
 {
     zmq_msg_t frames[S_OUT_MAX];
     size_t n = 0;
@@ -309,7 +310,7 @@ int zkit__bal_request_error(zkit__bal_request_t *self, void *frontend, const cha
             goto err;
         }
     }
-    return zkit__bal_send(frontend, frames, n);
+    return zkit__bal_send(frontend, frames, n, traffic);
 
 err:
     s_close_all(frames, n);

@@ -62,11 +62,12 @@ void zkit__bal_request_swap_route(zkit__bal_request_t *a, zkit__bal_request_t *b
 
 /*  Sends attempt number attempts to the worker rid on the backend:
     [rid][handle = id][empty][content...], content in the worker's dialect
-    (zkit_worker: one envelope). The request keeps its frames. Returns 0, or
+    (zkit_worker: one envelope), counted in traffic as zkit__bal_send does
+    (so are the sends of reply and error). The request keeps its frames. Returns 0, or
     -1 with errno from libzmq (EHOSTUNREACH, EAGAIN) or ENOMEM.              */
 int zkit__bal_request_dispatch(zkit__bal_request_t *self, void *backend, const void *rid,
                                size_t rid_size, bool zkit_worker, uint32_t attempts,
-                               zkit__bal_codec_t *codec);
+                               zkit__bal_codec_t *codec, zkit__traffic_t *traffic);
 
 /*  Sends a worker's reply to the client, in the client's dialect. parts are
     the reply's content frames; frames sent as they are are moved out (left
@@ -75,14 +76,15 @@ int zkit__bal_request_dispatch(zkit__bal_request_t *self, void *backend, const v
     Returns 0, or -1 with errno from libzmq (EHOSTUNREACH: the client is
     gone; EAGAIN: it does not read) or ENOMEM.                                */
 int zkit__bal_request_reply(zkit__bal_request_t *self, void *frontend, zmq_msg_t *parts,
-                            size_t count, const zkit_envelope_t *reply, zkit__bal_codec_t *codec);
+                            size_t count, const zkit_envelope_t *reply, zkit__bal_codec_t *codec,
+                            zkit__traffic_t *traffic);
 
 /*  Answers the client with an error: reason is a dispatcher reason name or
     "OVERLOAD". A raw client gets one frame "ZKIT-ERROR REASON ATTEMPTS"; an
     enveloped one an envelope with corr = the request id, an empty body and
     headers zkit-error and zkit-attempts. Returns as zkit__bal_request_reply. */
 int zkit__bal_request_error(zkit__bal_request_t *self, void *frontend, const char *reason,
-                            uint32_t attempts, zkit__bal_codec_t *codec);
+                            uint32_t attempts, zkit__bal_codec_t *codec, zkit__traffic_t *traffic);
 
 /*  Builds the dead-letter record: the request as an envelope (its own, or
     one wrapping the raw parts, with the request's id) with headers

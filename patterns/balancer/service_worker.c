@@ -21,13 +21,16 @@
 #include <czmq.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "balancer/protocol.h"
 #include "core/actor.h"
+#include "core/ops.h"
 #include "core/socket.h"
+#include "core/traffic.h"
 
 #define S_NAME_MAX  255
 #define S_THREADS   64 /* handler threads at most */
@@ -62,6 +65,11 @@ typedef struct {
     size_t threads;
     size_t running;
     s_job_t *queue_head, *queue_tail; /* received, not started */
+    size_t queued;                    /* jobs on that queue, at most credit */
+    zkit__ops_t *ops;                 /* security, control endpoint         */
+    zkit__traffic_t traffic;          /* of the link to the balancer, every
+                                         connection it had                  */
+    uint64_t balancer_seen_us;        /* wall clock of its last message     */
     int64_t next_heartbeat;
     int64_t balancer_expires; /* presumed dead from then on */
     int64_t reconnect_at;
@@ -117,7 +125,7 @@ static void s_handler_actor(zsock_t *pipe, void *args)
         }
         if (!ok && zkit__bal_frame_set(&out[n], "F", 1) == 0)
             n++;
-        zkit__bal_send(handle, out, n);
+        zkit__bal_send(handle, out, n, NULL);
         zkit_envelope_reset(request);
         zkit__bal_msg_close(&msg);
     }
@@ -137,6 +145,7 @@ static void s_queue_clear(s_state_t *self)
         free(job);
     }
     self->queue_tail = NULL;
+    self->queued = 0;
 }
 
 static int s_connect(s_state_t *self, int64_t now)
@@ -144,7 +153,7 @@ static int s_connect(s_state_t *self, int64_t now)
     zkit__socket_opts_t sopts = ZKIT__SOCKET_OPTS_DEFAULT;
     sopts.linger_ms = S_LINGER_MS;
     self->sock = zkit__socket_new(ZMQ_DEALER, &sopts);
-    if (!self->sock || zkit__socket_attach(self->sock, self->connect, false)) {
+    if (!self->sock || zkit__ops_attach(self->ops, self->sock, self->connect, false)) {
         int err = errno;
         zkit__socket_close(&self->sock, 0);
         errno = err;
@@ -152,7 +161,7 @@ static int s_connect(s_state_t *self, int64_t now)
     }
     /* Queued until the connection is up: a DEALER holds it meanwhile.      */
     zkit__bal_send_command(zsock_resolve(self->sock), NULL, 0, ZKIT__BAL_CMD_READY, self->credit,
-                           NULL);
+                           NULL, &self->traffic);
     self->next_heartbeat = now + self->heartbeat_ms;
     self->balancer_expires = now + (int64_t) self->heartbeat_ms * self->liveness;
     return 0;
@@ -180,16 +189,20 @@ static void s_on_balancer(s_state_t *self, zkit__bal_msg_t *msg, int64_t now)
         return;
     }
     self->balancer_expires = now + (int64_t) self->heartbeat_ms * self->liveness;
+    self->balancer_seen_us = zkit_clock_usec();
     self->backoff = self->reconnect_ms;
     if (m.cmd != ZKIT__BAL_REQUEST)
         return;
     self->stats.requests++;
-    s_job_t *job = calloc(1, sizeof *job);
+    /* A balancer never sends more than the credit; whatever does is not
+       one, and must not make the queue grow without bound.                  */
+    s_job_t *job = self->queued < self->credit ? calloc(1, sizeof *job) : NULL;
     if (m.parts != 1 || !job) {
         /* A zkit worker takes one envelope; give anything else back.        */
         free(job);
         self->stats.bad++;
-        zkit__bal_send_command(zsock_resolve(self->sock), NULL, 0, ZKIT__BAL_CMD_NACK, 0, m.id);
+        zkit__bal_send_command(zsock_resolve(self->sock), NULL, 0, ZKIT__BAL_CMD_NACK, 0, m.id,
+                               &self->traffic);
         return;
     }
     zmq_msg_init(&job->handle);
@@ -201,6 +214,7 @@ static void s_on_balancer(s_state_t *self, zkit__bal_msg_t *msg, int64_t now)
     else
         self->queue_head = job;
     self->queue_tail = job;
+    self->queued++;
 }
 
 /* A handler finished: [handle]["R"][reply] or [handle]["F"].               */
@@ -217,7 +231,8 @@ static void s_on_handler(s_state_t *self, size_t index, zkit__bal_msg_t *msg)
         return; /* the connection it came over is gone; the balancer retries */
     void *handle = zsock_resolve(self->sock);
     if (!ok) {
-        zkit__bal_send_command(handle, NULL, 0, ZKIT__BAL_CMD_NACK, 0, zmq_msg_data(&msg->part[0]));
+        zkit__bal_send_command(handle, NULL, 0, ZKIT__BAL_CMD_NACK, 0, zmq_msg_data(&msg->part[0]),
+                               &self->traffic);
         return;
     }
     zmq_msg_t out[3];
@@ -225,7 +240,7 @@ static void s_on_handler(s_state_t *self, size_t index, zkit__bal_msg_t *msg)
         zmq_msg_init(&out[i]);
     zmq_msg_move(&out[0], &msg->part[0]);
     zmq_msg_move(&out[2], &msg->part[2]);
-    zkit__bal_send(handle, out, 3);
+    zkit__bal_send(handle, out, 3, &self->traffic);
 }
 
 static void s_start_jobs(s_state_t *self)
@@ -237,6 +252,7 @@ static void s_start_jobs(s_state_t *self)
         self->queue_head = job->next;
         if (!self->queue_head)
             self->queue_tail = NULL;
+        self->queued--;
         zmq_msg_t out[2];
         zmq_msg_init(&out[0]);
         zmq_msg_init(&out[1]);
@@ -245,7 +261,7 @@ static void s_start_jobs(s_state_t *self)
         zmq_msg_close(&job->handle);
         zmq_msg_close(&job->request);
         free(job);
-        if (zkit__bal_send(zsock_resolve(self->handlers[i]), out, 2) == 0) {
+        if (zkit__bal_send(zsock_resolve(self->handlers[i]), out, 2, NULL) == 0) {
             self->busy[i] = true;
             self->running++;
         }
@@ -284,8 +300,8 @@ static void s_timers(s_state_t *self, int64_t now)
     if (!self->sock && now >= self->reconnect_at && s_connect(self, now))
         self->reconnect_at = now + self->backoff;
     if (self->sock && now >= self->next_heartbeat) {
-        zkit__bal_send_command(zsock_resolve(self->sock), NULL, 0, ZKIT__BAL_CMD_HEARTBEAT, 0,
-                               NULL);
+        zkit__bal_send_command(zsock_resolve(self->sock), NULL, 0, ZKIT__BAL_CMD_HEARTBEAT, 0, NULL,
+                               &self->traffic);
         self->next_heartbeat = now + self->heartbeat_ms;
     }
 }
@@ -297,7 +313,7 @@ static void s_actor(zsock_t *pipe, void *args)
     zsock_signal(pipe, 0);
     while (!self->stopping || self->running > 0) {
         int64_t now = zclock_mono();
-        zmq_pollitem_t items[2 + S_THREADS];
+        zmq_pollitem_t items[3 + S_THREADS];
         size_t n = 0;
         items[n++] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
         /* Without a socket the item is inert: fd -1 is ignored by poll().  */
@@ -306,7 +322,12 @@ static void s_actor(zsock_t *pipe, void *args)
                              (short) (self->sock ? ZMQ_POLLIN : 0), 0};
         for (size_t i = 0; i < self->threads; i++)
             items[n++] = (zmq_pollitem_t){zsock_resolve(self->handlers[i]), 0, ZMQ_POLLIN, 0};
+        size_t control = n;
+        n += (size_t) zkit__ops_pollitem(self->ops, &items[n]);
         if (zmq_poll(items, (int) n, s_timeout(self, now)) == -1 && errno != EINTR)
+            break;
+        if (control < n && (items[control].revents & ZMQ_POLLIN) &&
+            zkit__ops_serve(self->ops) == -1)
             break;
         zkit__bal_msg_t msg;
         if ((items[0].revents & ZMQ_POLLIN) && zkit__bal_recv(zsock_resolve(pipe), &msg, 0) == 0) {
@@ -317,6 +338,7 @@ static void s_actor(zsock_t *pipe, void *args)
         for (int i = 0; i < S_BATCH && self->sock && (items[1].revents & ZMQ_POLLIN); i++) {
             if (zkit__bal_recv(zsock_resolve(self->sock), &msg, ZMQ_DONTWAIT))
                 break;
+            zkit__traffic_in(&self->traffic, msg.bytes);
             s_on_balancer(self, &msg, now);
             zkit__bal_msg_close(&msg);
         }
@@ -336,11 +358,54 @@ static void s_actor(zsock_t *pipe, void *args)
         for (s_job_t *job = self->queue_head; job; job = job->next)
             if (zmq_msg_size(&job->handle) == ZKIT_ID_SIZE)
                 zkit__bal_send_command(handle, NULL, 0, ZKIT__BAL_CMD_NACK, 0,
-                                       zmq_msg_data(&job->handle));
-        zkit__bal_send_command(handle, NULL, 0, ZKIT__BAL_CMD_DISCONNECT, 0, NULL);
+                                       zmq_msg_data(&job->handle), &self->traffic);
+        zkit__bal_send_command(handle, NULL, 0, ZKIT__BAL_CMD_DISCONNECT, 0, NULL, &self->traffic);
     }
     s_queue_clear(self);
     zkit__socket_close(&self->sock, S_LINGER_MS);
+}
+
+/* ---- the control endpoint ---------------------------------------------------------- */
+
+/* Runs in the I/O actor (ops.h). Every field of zkit_service_worker_stats_t,
+   messages and bytes on the link to the balancer (socket "balancer"), the
+   state of the connection, and the balancer as the one peer.               */
+static void s_stats_fn(zkit__stats_t *stats, void *arg)
+{
+    s_state_t *self = arg;
+    static const struct {
+        const char *name;
+        size_t offset;
+        const char *help;
+    } counters[] = {
+        {"requests", offsetof(zkit_service_worker_stats_t, requests),
+         "Requests received from the balancer"},
+        {"replies", offsetof(zkit_service_worker_stats_t, replies),
+         "Requests the handler answered: reply sent"},
+        {"failures", offsetof(zkit_service_worker_stats_t, failures),
+         "Requests the handler failed: given back to the balancer (NACK)"},
+        {"reconnects", offsetof(zkit_service_worker_stats_t, reconnects),
+         "Times the balancer was presumed dead and the worker reconnected"},
+        {"bad_messages", offsetof(zkit_service_worker_stats_t, bad),
+         "Messages from the balancer dropped as malformed, or beyond the credit"},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        uint64_t value;
+        memcpy(&value, (const char *) &self->stats + counters[i].offset, sizeof value);
+        zkit__stats_counter(stats, counters[i].name, value);
+        zkit__stats_help(stats, counters[i].name, counters[i].help);
+    }
+    zkit__traffic_report(stats, "balancer", &self->traffic);
+    zkit__stats_gauge(stats, "connected", self->sock ? 1 : 0);
+    zkit__stats_help(stats, "connected", "1 while connected, 0 while waiting to reconnect");
+    zkit__stats_gauge(stats, "credit", (int64_t) self->credit);
+    zkit__stats_help(stats, "credit", "Requests this worker may hold at once");
+    zkit__stats_gauge(stats, "running", (int64_t) self->running);
+    zkit__stats_help(stats, "running", "Handlers running now");
+    zkit__stats_gauge(stats, "queued", (int64_t) self->queued);
+    zkit__stats_help(stats, "queued", "Requests received and not started yet");
+    if (self->balancer_seen_us)
+        zkit__stats_peer(stats, self->connect, strlen(self->connect), self->balancer_seen_us);
 }
 
 /* ---- API ------------------------------------------------------------------------------ */
@@ -354,6 +419,8 @@ static void s_state_destroy(s_state_t **self_p)
         zactor_destroy(&self->handlers[i]);
     zkit__socket_close(&self->sock, 0);
     s_queue_clear(self);
+    /* After the sockets it secured are closed (ops.h).                     */
+    zkit__ops_destroy(&self->ops);
     free(self->connect);
     free(self);
     *self_p = NULL;
@@ -397,6 +464,14 @@ ZKIT_EXPORT zkit_service_worker_t *zkit_service_worker_new(const zkit_service_wo
     st->reconnect_max_ms =
         opts->reconnect_max_ms > st->reconnect_ms ? opts->reconnect_max_ms : st->reconnect_ms;
     st->backoff = st->reconnect_ms;
+    st->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                  .component = "service_worker",
+                                                  .name = st->shared.name,
+                                                  .stats_fn = s_stats_fn,
+                                                  .command_fn = NULL,
+                                                  .arg = st});
+    if (!st->ops)
+        goto err;
     /* The first connect happens here, so a bad endpoint fails the call.    */
     if (s_connect(st, zclock_mono()))
         goto err;
@@ -431,6 +506,11 @@ ZKIT_EXPORT void zkit_service_worker_destroy(zkit_service_worker_t **self_p)
     s_state_destroy(&self->state);
     free(self);
     *self_p = NULL;
+}
+
+ZKIT_EXPORT const char *zkit_service_worker_control(zkit_service_worker_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->state->ops) : NULL;
 }
 
 ZKIT_EXPORT int zkit_service_worker_stats(zkit_service_worker_t *self,

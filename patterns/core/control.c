@@ -137,6 +137,28 @@ void zkit__control_destroy(zkit__control_t **self_p)
     *self_p = NULL;
 }
 
+zkit__control_result_t zkit__control_pause_resume(const char *command, const char *args,
+                                                  char *reply, size_t reply_size, bool *paused,
+                                                  const char *who, const char *what)
+{
+    bool pause = strcmp(command, "PAUSE") == 0;
+    if (!pause && strcmp(command, "RESUME") != 0)
+        return ZKIT__CONTROL_UNKNOWN;
+    if (args && *args) {
+        snprintf(reply, reply_size, "%s takes no argument", command);
+        return ZKIT__CONTROL_ERROR;
+    }
+    if (*paused != pause) {
+        if (pause)
+            zsys_notice("ZKIT-CONTROL-PAUSED %s: %s paused until RESUME", who, what);
+        else
+            zsys_notice("ZKIT-CONTROL-RESUMED %s: %s resumed", who, what);
+    }
+    *paused = pause;
+    snprintf(reply, reply_size, "OK %s", pause ? "paused" : "resumed");
+    return ZKIT__CONTROL_OK;
+}
+
 zsock_t *zkit__control_socket(zkit__control_t *self)
 {
     return self->sock;

@@ -181,6 +181,17 @@ typedef struct {
         .arg = NULL, .security = NULL                                                              \
     }
 
+/*  The PAUSE/RESUME rule every component follows, for its command callback:
+    when command is PAUSE or RESUME, refuses any argument (ERROR "PAUSE takes
+    no argument"), sets *paused, logs a change (not a repeat) once as
+    "ZKIT-CONTROL-PAUSED who: what paused until RESUME" or
+    "ZKIT-CONTROL-RESUMED who: what resumed", and answers "OK paused" or
+    "OK resumed" in reply. Returns ZKIT__CONTROL_UNKNOWN, *paused untouched,
+    for any other command. who: "balancer lb-east"; what: "dispatching".    */
+zkit__control_result_t zkit__control_pause_resume(const char *command, const char *args,
+                                                  char *reply, size_t reply_size, bool *paused,
+                                                  const char *who, const char *what);
+
 /*  Creates the ROUTER socket, applies opts->security (when set) and binds
     it. Call from the thread that will call handle(). Returns NULL with errno
     set (EINVAL for missing or invalid options, the bind's error otherwise)

@@ -145,6 +145,11 @@ bool zkit__security_enabled(const zkit__security_t *self)
     return self && self->enabled;
 }
 
+bool zkit__security_serves(const zkit__security_t *self)
+{
+    return self && self->server;
+}
+
 const char *zkit__security_public_key(const zkit__security_t *self)
 {
     return self && self->cert ? zcert_public_txt(self->cert) : NULL;

@@ -82,6 +82,10 @@ void zkit__security_destroy(zkit__security_t **self_p);
 /*  True when the options asked for anything at all.                         */
 bool zkit__security_enabled(const zkit__security_t *self);
 
+/*  True when bound sockets get a server configuration (an allow directory
+    or an IP list), so apply_server() would secure them.                    */
+bool zkit__security_serves(const zkit__security_t *self);
+
 /*  Prepares sock (not bound yet) for the server role: ZAP domain and ZAP
     enforcement, plus CURVE server mode with this process's keypair when a
     secret was given. A no-op returning 0 when nothing is enabled. Returns

@@ -157,6 +157,7 @@ int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags
     void *handle = zsock_resolve(socket);
     frames->count = 0;
     frames->dropped = 0;
+    frames->bytes = 0;
     zmq_msg_t spare;
     for (;;) {
         zmq_msg_t *part =
@@ -171,6 +172,7 @@ int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags
             return -1;
         }
         bool more = zmq_msg_more(part);
+        frames->bytes += zmq_msg_size(part);
         if (part == &spare) {
             zmq_msg_close(&spare);
             frames->dropped++;
@@ -211,12 +213,14 @@ static int s_add_str(zkit__pipeline_frames_t *frames, const char *s)
     return zkit__pipeline_frames_add(frames, s, strlen(s));
 }
 
-int zkit__pipeline_send(void *socket, zkit__pipeline_frames_t *frames)
+int zkit__pipeline_send(void *socket, zkit__pipeline_frames_t *frames, zkit__traffic_t *traffic)
 {
     void *handle = zsock_resolve(socket);
     int rc = 0;
-    size_t i = 0;
-    for (; i < frames->count; i++) {
+    size_t i = 0, bytes = 0;
+    for (; i < frames->count; i++)
+        bytes += zmq_msg_size(&frames->part[i]);
+    for (i = 0; i < frames->count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < frames->count ? ZMQ_SNDMORE : 0);
         if (zmq_msg_send(&frames->part[i], handle, flags) == -1) {
             rc = -1;
@@ -224,10 +228,22 @@ int zkit__pipeline_send(void *socket, zkit__pipeline_frames_t *frames)
         }
     }
     int err = errno;
+    if (rc == 0 && traffic)
+        zkit__traffic_out(traffic, bytes);
     /* A sent frame is empty again, so closing every one is always right. */
     zkit__pipeline_frames_close(frames);
     errno = err;
     return rc;
+}
+
+int zkit__pipeline_send_frame(void *socket, zmq_msg_t *frame, zkit__traffic_t *traffic)
+{
+    size_t bytes = zmq_msg_size(frame);
+    if (zmq_msg_send(frame, zsock_resolve(socket), ZMQ_DONTWAIT) == -1)
+        return -1;
+    if (traffic)
+        zkit__traffic_out(traffic, bytes);
+    return 0;
 }
 
 void zkit__pipeline_unbind(zsock_t *sock)
@@ -338,7 +354,7 @@ int zkit__pipeline_build(const zkit__pipeline_msg_t *msg, zkit__pipeline_frames_
 }
 
 int zkit__pipeline_send_msg(void *socket, const void *rid, size_t rid_size,
-                            const zkit__pipeline_msg_t *msg)
+                            const zkit__pipeline_msg_t *msg, zkit__traffic_t *traffic)
 {
     zkit__pipeline_frames_t frames = {.count = 0};
     if ((rid && zkit__pipeline_frames_add(&frames, rid, rid_size)) ||
@@ -348,7 +364,7 @@ int zkit__pipeline_send_msg(void *socket, const void *rid, size_t rid_size,
         errno = err;
         return -1;
     }
-    return zkit__pipeline_send(socket, &frames);
+    return zkit__pipeline_send(socket, &frames, traffic);
 }
 
 /* ---- parsing ------------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/traffic.h"
 #include "zkit_batch.h"
 #include "zkit_envelope.h"
 
@@ -88,6 +89,7 @@ typedef struct {
     zmq_msg_t part[ZKIT__PIPELINE_FRAMES_MAX];
     size_t count;   /* frames held (initialised) in part                   */
     size_t dropped; /* frames beyond ZKIT__PIPELINE_FRAMES_MAX, discarded  */
+    size_t bytes;   /* received: the bytes of every frame, dropped ones too */
 } zkit__pipeline_frames_t;
 
 /*  Per-component counters of dropped input, and the log rate limit.          */
@@ -102,8 +104,9 @@ typedef struct {
 
 /*  Receives one whole message from socket (a zsock_t or libzmq handle) with
     flags (ZMQ_DONTWAIT). Returns 0 with frames filled (the caller closes
-    them), or -1 with errno from libzmq (EAGAIN: nothing waiting) and nothing
-    held.                                                                      */
+    them; frames->bytes is what the whole message carried, for the socket's
+    zkit__traffic_in), or -1 with errno from libzmq (EAGAIN: nothing waiting)
+    and nothing held.                                                          */
 int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags);
 
 /*  Closes every frame held. Safe to call twice.                               */
@@ -132,14 +135,21 @@ int zkit__pipeline_build(const zkit__pipeline_msg_t *msg, zkit__pipeline_frames_
 int zkit__pipeline_frames_add(zkit__pipeline_frames_t *frames, const void *data, size_t size);
 
 /*  Sends every frame as one message without blocking, then closes them (sent
-    or not). Returns 0, or -1 with errno from libzmq: EAGAIN (peer at its high
-    water mark, or a DEALER with no peer), EHOSTUNREACH (ROUTER, unknown peer). */
-int zkit__pipeline_send(void *socket, zkit__pipeline_frames_t *frames);
+    or not). A message sent whole is counted in traffic (NULL: not counted),
+    every frame's bytes, a ROUTER's routing id included. Returns 0, or -1 with
+    errno from libzmq: EAGAIN (peer at its high water mark, or a DEALER with
+    no peer), EHOSTUNREACH (ROUTER, unknown peer).                            */
+int zkit__pipeline_send(void *socket, zkit__pipeline_frames_t *frames, zkit__traffic_t *traffic);
 
 /*  Builds and sends in one go, behind a routing id when rid is not NULL.
     Returns as zkit__pipeline_send, or -1 with the build's errno.             */
 int zkit__pipeline_send_msg(void *socket, const void *rid, size_t rid_size,
-                            const zkit__pipeline_msg_t *msg);
+                            const zkit__pipeline_msg_t *msg, zkit__traffic_t *traffic);
+
+/*  Sends one frame as a whole message without blocking (fast mode's bare
+    envelopes), counted in traffic once sent. The frame is emptied when sent
+    and left as it was when not. Returns 0, or -1 with errno from libzmq.   */
+int zkit__pipeline_send_frame(void *socket, zmq_msg_t *frame, zkit__traffic_t *traffic);
 
 /*  Unbinds the socket's last bound endpoint, so a component started again in
     the same process can bind it at once (a closed socket's listener goes

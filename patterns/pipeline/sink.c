@@ -20,9 +20,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
-#include "pipeline/actor_call.h"
-#include "pipeline/pipeline.h"
-#include "pipeline/sink_batch.h"
+#include "pipeline/sink_actor.h"
 #include "core/socket.h"
 
 #include <errno.h>
@@ -44,26 +42,7 @@
    two batches of ZKIT_BATCH_TASKS_MAX and then some.                       */
 #define S_TABLES_MAX (64u * 1024 * 1024)
 
-typedef struct {
-    zsock_t *pipe;
-    zsock_t *sock; /* ROUTER (reliable) or PULL (fast) */
-    bool fast;
-    int64_t batch_timeout_ms;
-    zkit_result_handler_fn *handler;
-    void *handler_arg;
-    zkit_envelope_t *env;
-    zhashx_t *batches;         /* name -> zkit__sink_batch_t */
-    zlistx_t *order;           /* names, oldest first (for eviction) */
-    zkit__sink_batch_t *first; /* the batch wait and report are about */
-    zkit__sink_batch_t *last;  /* the batch of the last result, or NULL */
-    zhashx_t *streams;         /* fast mode: src -> last seq */
-    uint64_t *last_stream;     /* fast mode: the last result's stream, or NULL */
-    char last_src[ZKIT__PIPELINE_NAME_MAX + 1];
-    size_t budget; /* table bytes still allowed (S_TABLES_MAX) */
-    zkit__pipeline_waiter_t waiter;
-    zkit__sink_stats_t stats;
-    bool terminated;
-} s_self_t;
+typedef zkit__sink_actor_t s_self_t;
 
 struct _zkit_sink_t {
     zactor_t *actor;
@@ -131,7 +110,7 @@ static void s_reply(s_self_t *self, zmq_msg_t *rid, zkit__pipeline_msg_t *msg)
 {
     if (self->fast)
         return;
-    zkit__pipeline_send_msg(self->sock, zmq_msg_data(rid), zmq_msg_size(rid), msg);
+    zkit__pipeline_send_msg(self->sock, zmq_msg_data(rid), zmq_msg_size(rid), msg, &self->traffic);
 }
 
 static void s_ack(s_self_t *self, zmq_msg_t *rid, const uint8_t *id)
@@ -162,7 +141,8 @@ static void s_complete_send(s_self_t *self, zkit__sink_batch_t *batch, int64_t n
     msg.cmd = ZKIT__PIPELINE_COMPLETE;
     memcpy(msg.batch, batch->name, sizeof msg.batch);
     msg.total = batch->total;
-    zkit__pipeline_send_msg(self->sock, batch->vent_rid, batch->vent_rid_size, &msg);
+    zkit__pipeline_send_msg(self->sock, batch->vent_rid, batch->vent_rid_size, &msg,
+                            &self->traffic);
     self->stats.completes++;
     batch->complete_at_ms = now + S_COMPLETE_RESEND_MS;
 }
@@ -328,12 +308,14 @@ static void s_batch_announced(s_self_t *self, zmq_msg_t *rid, const zkit__pipeli
     zkit__sink_batch_t *batch = s_batch(self, msg->batch);
     if (!batch)
         return; /* not confirmed: the ventilator asks again */
-    if (zkit__sink_batch_set_total(batch, msg->total))
+    uint64_t unlogged = 0;
+    if (zkit__sink_batch_set_total(batch, msg->total) &&
+        zkit__ratelimit(&self->total_log, zclock_mono(), &unlogged))
         zsys_warning("ZKIT-PIPE-TOTAL " S_COMPONENT ": batch %s: total %" PRIu64
-                     " refused (%s), keeping %" PRIu64,
+                     " refused (%s), keeping %" PRIu64 " (%" PRIu64 " more not logged)",
                      batch->name, msg->total,
                      errno == EEXIST ? "another total was announced" : "results beyond it",
-                     batch->total);
+                     batch->total, unlogged);
     if (rid && zmq_msg_size(rid) <= sizeof batch->vent_rid) {
         /* The announcer is whom COMPLETE goes to: the last one, since a
            ventilator that reconnected may have a new routing id.           */
@@ -422,7 +404,7 @@ unexpected:
 
 /* ---- timers and the pipe ------------------------------------------------------------- */
 
-static void s_first_report(s_self_t *self, zkit_batch_report_t *report)
+void zkit__sink_first_report(s_self_t *self, zkit_batch_report_t *report)
 {
     if (self->first)
         zkit__sink_batch_report(self->first, report);
@@ -466,7 +448,7 @@ static int64_t s_work(s_self_t *self, int64_t now)
         due = resend;
     if (self->waiter.active) {
         zkit_batch_report_t report;
-        s_first_report(self, &report);
+        zkit__sink_first_report(self, &report);
         zkit__sink_batch_t *first = self->first;
         if (first && first->complete)
             zkit__pipeline_waiter_reply(&self->waiter, self->pipe, 0, 0, &report);
@@ -476,57 +458,6 @@ static int64_t s_work(s_self_t *self, int64_t now)
             due = self->waiter.deadline_ms;
     }
     return due;
-}
-
-static uint64_t s_arg_u64(zkit__pipeline_frames_t *frames)
-{
-    uint64_t v = 0;
-    if (frames->count > 1 && zmq_msg_size(&frames->part[1]) == sizeof v)
-        memcpy(&v, zmq_msg_data(&frames->part[1]), sizeof v);
-    return v;
-}
-
-/* Replies [uint64 count][count entries of size bytes, at most max]. */
-static void s_reply_list(s_self_t *self, int64_t count, const void *items, size_t n, size_t size)
-{
-    zmq_msg_t reply;
-    if (zmq_msg_init_size(&reply, sizeof count + n * size)) {
-        count = -2; /* the caller reports ENOMEM */
-        n = 0;
-        zmq_msg_init_size(&reply, sizeof count);
-    }
-    memcpy(zmq_msg_data(&reply), &count, sizeof count);
-    if (n)
-        memcpy((uint8_t *) zmq_msg_data(&reply) + sizeof count, items, n * size);
-    if (zmq_msg_send(&reply, zsock_resolve(self->pipe), 0) == -1)
-        zmq_msg_close(&reply);
-}
-
-static void s_dead_letters(s_self_t *self, uint64_t max)
-{
-    zkit__sink_batch_t *b = self->first;
-    size_t count = b ? b->letter_count : 0;
-    size_t n = count < max ? count : (size_t) max;
-    s_reply_list(self, (int64_t) count, n ? b->letters : NULL, n, sizeof(zkit_dead_letter_t));
-}
-
-static void s_missing(s_self_t *self, uint64_t max)
-{
-    zkit__sink_batch_t *b = self->first;
-    if (!b || !b->total) {
-        s_reply_list(self, -1, NULL, 0, 0);
-        return;
-    }
-    uint64_t missing = b->total - b->done - b->dead;
-    size_t n = missing < max ? (size_t) missing : (size_t) max;
-    uint64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
-    if (n && !seqs) {
-        s_reply_list(self, -2, NULL, 0, 0);
-        return;
-    }
-    ssize_t count = zkit__sink_batch_missing(b, seqs, n);
-    s_reply_list(self, count, seqs, n, sizeof *seqs);
-    free(seqs);
 }
 
 static void s_pipe_message(s_self_t *self, zkit__pipeline_frames_t *frames, int64_t now)
@@ -542,18 +473,18 @@ static void s_pipe_message(s_self_t *self, zkit__pipeline_frames_t *frames, int6
     }
     else if (S_IS("UNWAIT")) {
         zkit_batch_report_t report;
-        s_first_report(self, &report);
+        zkit__sink_first_report(self, &report);
         zkit__pipeline_waiter_reply(&self->waiter, self->pipe, -1, EINTR, &report);
     }
     else if (S_IS("REPORT")) {
         zkit__pipeline_status_t status = {.rc = 0};
-        s_first_report(self, &status.report);
+        zkit__sink_first_report(self, &status.report);
         zkit__pipeline_reply(self->pipe, &status, sizeof status);
     }
     else if (S_IS("DEAD"))
-        s_dead_letters(self, s_arg_u64(frames));
+        zkit__sink_reply_dead_letters(self, frames);
     else if (S_IS("MISSING"))
-        s_missing(self, s_arg_u64(frames));
+        zkit__sink_reply_missing(self, frames);
     else if (S_IS("STATS")) {
         self->stats.batches = zhashx_size(self->batches);
         zkit__pipeline_reply(self->pipe, &self->stats, sizeof self->stats);
@@ -577,11 +508,14 @@ static void s_actor(zsock_t *pipe, void *args)
                        : due <= now          ? 0
                        : due - now > INT_MAX ? INT_MAX
                                              : (long) (due - now);
-        zmq_pollitem_t items[2] = {
+        zmq_pollitem_t items[3] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, 2, timeout) == -1 && errno != EINTR)
+        int n = 2 + zkit__ops_pollitem(self->ops, &items[2]);
+        if (zmq_poll(items, n, timeout) == -1 && errno != EINTR)
+            break;
+        if (n > 2 && (items[2].revents & ZMQ_POLLIN) && zkit__ops_serve(self->ops) == -1)
             break;
         for (int i = 0; i < S_DRAIN && (items[0].revents & ZMQ_POLLIN) && !self->terminated; i++) {
             zkit__pipeline_frames_t frames;
@@ -594,6 +528,7 @@ static void s_actor(zsock_t *pipe, void *args)
             zkit__pipeline_frames_t frames;
             if (zkit__pipeline_recv(self->sock, &frames, ZMQ_DONTWAIT))
                 break;
+            zkit__traffic_in(&self->traffic, frames.bytes);
             s_message(self, &frames);
             zkit__pipeline_frames_close(&frames);
         }
@@ -612,6 +547,7 @@ static void s_state_destroy(s_self_t **self_p)
     if (!self)
         return;
     zkit__socket_close(&self->sock, 0);
+    zkit__ops_destroy(&self->ops); /* after the socket it secured */
     zhashx_destroy(&self->batches);
     zlistx_destroy(&self->order);
     zhashx_destroy(&self->streams);
@@ -650,11 +586,23 @@ static s_self_t *s_state_new(const zkit_sink_opts_t *opts, char *endpoint, size_
     zhashx_set_destructor(self->batches, s_batch_free);
     zlistx_set_destructor(self->order, s_free_item);
     zhashx_set_destructor(self->streams, s_free_item);
+    self->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                    .component = S_COMPONENT,
+                                                    .stats_fn = zkit__sink_ops_stats,
+                                                    .arg = self});
+    if (!self->ops) {
+        int err = errno;
+        s_state_destroy(&self);
+        errno = err;
+        return NULL;
+    }
     zkit__socket_opts_t sopts = ZKIT__SOCKET_OPTS_DEFAULT;
     /* A PULL sends nothing; an ACK lost at shutdown only means a resend.   */
     sopts.linger_ms = self->fast ? 0 : ZKIT__PIPELINE_LINGER_SHORT_MS;
     self->sock = zkit__socket_new(self->fast ? ZMQ_PULL : ZMQ_ROUTER, &sopts);
-    if (!self->sock || zkit__socket_attach(self->sock, opts->bind, true)) {
+    /* Workers and the ventilator connect here: a CURVE/ZAP server when
+       configured.                                                          */
+    if (!self->sock || zkit__ops_attach(self->ops, self->sock, opts->bind, true)) {
         int err = errno;
         s_state_destroy(&self);
         errno = err;
@@ -758,6 +706,11 @@ ssize_t zkit_sink_missing(zkit_sink_t *self, uint64_t *seqs, size_t max)
 const char *zkit_sink_endpoint(zkit_sink_t *self)
 {
     return self && self->endpoint[0] ? self->endpoint : NULL;
+}
+
+const char *zkit_sink_control(zkit_sink_t *self)
+{
+    return self && self->state ? zkit__ops_control_endpoint(self->state->ops) : NULL;
 }
 
 int zkit__sink_stats(zkit_sink_t *self, zkit__sink_stats_t *stats)

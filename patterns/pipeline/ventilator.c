@@ -22,7 +22,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
-#include "pipeline/ventilator_internal.h"
+#include "pipeline/ventilator_actor.h"
 #include "pipeline/ventilator_spool.h"
 
 #include <errno.h>
@@ -36,6 +36,7 @@ struct _zkit_ventilator_t {
     zkit__ventilator_actor_t *state;
     zkit__vqueue_t *queue;
     zkit__vspool_t *spool; /* NULL: memory only */
+    zkit__ops_t *ops;      /* control endpoint and security; outlives the actor */
     bool open;             /* a batch is open */
     bool any;              /* a batch was ever opened */
     uint64_t submitted;    /* tasks in the open batch */
@@ -64,8 +65,8 @@ static int s_check_opts(const zkit_ventilator_opts_t *opts)
 
 /* Makes and attaches the sockets in the caller's thread; the actor takes
    them over (zactor_new is a full memory barrier).                          */
-static int s_sockets(zkit__ventilator_actor_t *state, const zkit_ventilator_opts_t *opts,
-                     char *endpoint, size_t endpoint_size)
+static int s_sockets(zkit__ventilator_actor_t *state, zkit__ops_t *ops,
+                     const zkit_ventilator_opts_t *opts, char *endpoint, size_t endpoint_size)
 {
     zsock_t **workers = zkit__ventilator_actor_socket(state, false);
     zsock_t **sink = zkit__ventilator_actor_socket(state, true);
@@ -84,7 +85,8 @@ static int s_sockets(zkit__ventilator_actor_t *state, const zkit_ventilator_opts
         if (*workers)
             zsock_set_router_mandatory(*workers, 1);
     }
-    if (!*workers || zkit__socket_attach(*workers, opts->bind, true))
+    /* Workers connect here: a CURVE/ZAP server when configured.          */
+    if (!*workers || zkit__ops_attach(ops, *workers, opts->bind, true))
         return -1;
     if (zkit__socket_last_endpoint(*workers, endpoint, endpoint_size))
         endpoint[0] = '\0';
@@ -104,7 +106,8 @@ static int s_sockets(zkit__ventilator_actor_t *state, const zkit_ventilator_opts
             if (zmq_setsockopt(zsock_resolve(*sink), ZMQ_ROUTING_ID, rid, sizeof rid))
                 return -1;
         }
-        if (zkit__socket_attach(*sink, opts->sink, false))
+        /* We connect to the sink: a CURVE client of it when configured.   */
+        if (zkit__ops_attach(ops, *sink, opts->sink, false))
             return -1;
     }
     return 0;
@@ -127,7 +130,16 @@ zkit_ventilator_t *zkit_ventilator_new(const zkit_ventilator_opts_t *opts)
     self->state = zkit__ventilator_actor_new(opts, self->queue, zkit__vspool_spool(self->spool));
     if (!self->state)
         goto err;
-    if (s_sockets(self->state, opts, self->endpoint, sizeof self->endpoint))
+    self->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                    .component = ZKIT__VENTILATOR_COMPONENT,
+                                                    .name = opts->name,
+                                                    .stats_fn = zkit__ventilator_ops_stats,
+                                                    .command_fn = zkit__ventilator_ops_command,
+                                                    .arg = self->state});
+    if (!self->ops)
+        goto err;
+    zkit__ventilator_actor_set_ops(self->state, self->ops);
+    if (s_sockets(self->state, self->ops, opts, self->endpoint, sizeof self->endpoint))
         goto err;
     /* Before the actor starts: what is resumed is in the queue ahead of any
        call the caller makes.                                                */
@@ -147,6 +159,7 @@ zkit_ventilator_t *zkit_ventilator_new(const zkit_ventilator_opts_t *opts)
 err : {
     int err = errno;
     zkit__ventilator_actor_destroy(&self->state);
+    zkit__ops_destroy(&self->ops);
     zkit__vqueue_destroy(&self->queue);
     zkit__vspool_destroy(&self->spool);
     free(self);
@@ -164,6 +177,8 @@ void zkit_ventilator_destroy(zkit_ventilator_t **self_p)
     zactor_destroy(&self->actor);
     /* The state releases the tasks it held into the queue: queue last.     */
     zkit__ventilator_actor_destroy(&self->state);
+    /* After the actor closed the sockets it secured.                       */
+    zkit__ops_destroy(&self->ops);
     zkit__vqueue_destroy(&self->queue);
     /* Last: the actor acknowledged into it until it stopped.               */
     zkit__vspool_destroy(&self->spool);
@@ -297,6 +312,11 @@ int zkit_ventilator_report(zkit_ventilator_t *self, zkit_batch_report_t *report)
 const char *zkit_ventilator_endpoint(zkit_ventilator_t *self)
 {
     return self && self->endpoint[0] ? self->endpoint : NULL;
+}
+
+const char *zkit_ventilator_control(zkit_ventilator_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->ops) : NULL;
 }
 
 int zkit__ventilator_stats(zkit_ventilator_t *self, zkit__ventilator_stats_t *stats)

@@ -44,10 +44,7 @@
 #define S_COMPONENT ZKIT__VENTILATOR_COMPONENT
 #define S_DRAIN     256 /* messages taken from one socket per loop turn */
 
-typedef struct {
-    size_t size;
-    uint8_t data[ZKIT__DISPATCHER_PEER_MAX];
-} s_rid_t;
+typedef zkit__vrid_t s_rid_t;
 
 typedef zkit__ventilator_task_t s_task_t;
 typedef zkit__ventilator_batch_t s_batch_t;
@@ -220,7 +217,7 @@ static int s_send_task(s_self_t *self, const s_rid_t *rid, const zkit__dispatche
         return -1;
     }
     frames.count = 3;
-    return zkit__pipeline_send(self->workers, &frames);
+    return zkit__pipeline_send(self->workers, &frames, &self->traffic_workers);
 }
 
 /* Routing ids are keys of the peers table in hex. */
@@ -245,6 +242,13 @@ static void s_peer_forget(s_self_t *self, const void *rid, size_t size)
 static void s_dispatch(s_self_t *self, int64_t now)
 {
     zkit__dispatcher_job_t job;
+    if (self->paused) {
+        /* Nothing is handed out, but liveness and timeouts still apply (and
+           the poll timeout, from next_due, must move on).                   */
+        zkit__dispatcher_tick(self->dispatcher, now);
+        s_drain_dead(self);
+        return;
+    }
     while (zkit__dispatcher_next(self->dispatcher, now, &job)) {
         s_task_t *task = job.payload;
         if (task->retired) {
@@ -276,7 +280,7 @@ static void s_send_bare(s_self_t *self, const void *rid, size_t rid_size, zkit__
 {
     zkit__pipeline_msg_t msg;
     msg.cmd = cmd;
-    zkit__pipeline_send_msg(self->workers, rid, rid_size, &msg);
+    zkit__pipeline_send_msg(self->workers, rid, rid_size, &msg, &self->traffic_workers);
 }
 
 static void s_disconnect(s_self_t *self, const void *rid, size_t rid_size)
@@ -392,7 +396,7 @@ static void s_complete(s_self_t *self, const char *name, uint64_t total, int64_t
     zkit__pipeline_msg_t ok;
     ok.cmd = ZKIT__PIPELINE_OK;
     zkit__pipeline_batch_token(name, total, ok.token);
-    zkit__pipeline_send_msg(self->sink, NULL, 0, &ok);
+    zkit__pipeline_send_msg(self->sink, NULL, 0, &ok, &self->traffic_sink);
     self->stats.completes++;
     s_batch_t *batch = NULL; /* the newest of the name: names may repeat */
     for (s_batch_t *b = zlistx_last(self->batches); b && !batch; b = zlistx_prev(self->batches))
@@ -462,7 +466,8 @@ static void s_heartbeat(s_self_t *self, int64_t now)
         if (alive) {
             zkit__pipeline_msg_t msg;
             msg.cmd = ZKIT__PIPELINE_HEARTBEAT;
-            if (zkit__pipeline_send_msg(self->workers, rid->data, rid->size, &msg) == -1 &&
+            if (zkit__pipeline_send_msg(self->workers, rid->data, rid->size, &msg,
+                                        &self->traffic_workers) == -1 &&
                 errno == EHOSTUNREACH) {
                 /* Disconnected: its tasks need not wait for liveness.       */
                 zkit__dispatcher_peer_gone(self->dispatcher, rid->data, rid->size, now);
@@ -488,7 +493,7 @@ static void s_flush(s_self_t *self)
         zmq_msg_t part;
         if (s_encode(self, task, NULL, 1, &part))
             return;
-        if (zmq_msg_send(&part, zsock_resolve(self->workers), ZMQ_DONTWAIT) == -1) {
+        if (zkit__pipeline_send_frame(self->workers, &part, &self->traffic_workers) == -1) {
             zmq_msg_close(&part);
             return;
         }
@@ -510,8 +515,10 @@ static void s_give_credit(s_self_t *self)
 
 static void s_work(s_self_t *self, int64_t now)
 {
-    if (self->fast)
-        s_flush(self);
+    if (self->fast) {
+        if (!self->paused)
+            s_flush(self);
+    }
     else {
         if (now >= self->next_heartbeat) {
             s_heartbeat(self, now);
@@ -619,6 +626,9 @@ static void s_drain(s_self_t *self, zsock_t *sock, int which)
         if (zkit__pipeline_recv(sock, &frames, ZMQ_DONTWAIT))
             return;
         int64_t now = zclock_mono();
+        if (which)
+            zkit__traffic_in(which == 1 ? &self->traffic_workers : &self->traffic_sink,
+                             frames.bytes);
         if (which == 0)
             s_pipe_message(self, &frames, now);
         else if (which == 1)
@@ -639,16 +649,23 @@ void zkit__ventilator_actor(zsock_t *pipe, void *args)
         int64_t now = zclock_mono();
         /* New tasks: look at the sockets without sleeping, then work.       */
         bool taken = s_take(self, now) > 0;
-        zmq_pollitem_t items[4] = {
+        bool push = self->queue_head && !self->paused;
+        zmq_pollitem_t items[5] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {NULL, zkit__vqueue_fd(self->queue), ZMQ_POLLIN, 0},
             {zsock_resolve(self->workers), 0,
-             (short) (self->fast ? (self->queue_head ? ZMQ_POLLOUT : 0) : ZMQ_POLLIN), 0},
-            {self->sink ? zsock_resolve(self->sink) : NULL, 0,
-             (short) (self->fast ? 0 : ZMQ_POLLIN), 0},
+             (short) (self->fast ? (push ? ZMQ_POLLOUT : 0) : ZMQ_POLLIN), 0},
         };
-        if (zmq_poll(items, self->sink ? 4 : 3, taken ? 0 : s_timeout(self, now)) == -1 &&
-            errno != EINTR)
+        int n = 3, control = -1;
+        if (self->sink)
+            items[n++] = (zmq_pollitem_t){zsock_resolve(self->sink), 0,
+                                          (short) (self->fast ? 0 : ZMQ_POLLIN), 0};
+        if (zkit__ops_pollitem(self->ops, &items[n]))
+            control = n++;
+        if (zmq_poll(items, n, taken ? 0 : s_timeout(self, now)) == -1 && errno != EINTR)
+            break;
+        if (control >= 0 && (items[control].revents & ZMQ_POLLIN) &&
+            zkit__ops_serve(self->ops) == -1)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             zkit__vqueue_clear(self->queue);
@@ -717,6 +734,11 @@ err:
     zkit__ventilator_actor_destroy(&self);
     errno = ENOMEM;
     return NULL;
+}
+
+void zkit__ventilator_actor_set_ops(zkit__ventilator_actor_t *self, zkit__ops_t *ops)
+{
+    self->ops = ops;
 }
 
 zsock_t **zkit__ventilator_actor_socket(zkit__ventilator_actor_t *self, bool sink)

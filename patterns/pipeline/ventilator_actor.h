@@ -10,10 +10,17 @@
 #ifndef ZKIT_PIPELINE_VENTILATOR_ACTOR_H_INCLUDED
 #define ZKIT_PIPELINE_VENTILATOR_ACTOR_H_INCLUDED
 
+#include "core/ops.h"
 #include "pipeline/ventilator_internal.h"
 #include "zkit_spool.h"
 
 #define ZKIT__VENTILATOR_COMPONENT "ventilator"
+
+/* A worker's routing id, as the peers table keeps it. */
+typedef struct {
+    size_t size;
+    uint8_t data[ZKIT__DISPATCHER_PEER_MAX];
+} zkit__vrid_t;
 
 struct zkit__ventilator_batch {
     char name[ZKIT_BATCH_NAME_MAX + 1];
@@ -68,6 +75,10 @@ struct zkit__ventilator_actor {
     uint64_t credit_back;                /* tasks ended this loop turn: credits to give */
     zkit__ventilator_batch_t *env_batch; /* the batch whose src and name env holds */
     zkit__ventilator_stats_t stats;
+    zkit__traffic_t traffic_workers; /* STATS socket="workers" */
+    zkit__traffic_t traffic_sink;    /* STATS socket="sink" */
+    zkit__ops_t *ops;                /* the caller's: control endpoint and security */
+    bool paused;                     /* PAUSE: hand out no task until RESUME */
     bool terminated;
 };
 
@@ -100,5 +111,13 @@ void zkit__vbatch_check_complete(zkit__ventilator_actor_t *self);
 
 /*  A zhashx/zlistx destructor that frees the item.                          */
 void zkit__vbatch_free_item(void **item_p);
+
+/* ---- ventilator_stats.c ------------------------------------------------------- */
+
+/*  The control endpoint's callbacks (core/control.h); arg is the actor's
+    state. Both run on the actor's thread.                                   */
+void zkit__ventilator_ops_stats(zkit__stats_t *stats, void *arg);
+zkit__control_result_t zkit__ventilator_ops_command(const char *command, const char *args,
+                                                    char *reply, size_t reply_size, void *arg);
 
 #endif

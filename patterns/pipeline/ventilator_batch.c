@@ -91,7 +91,7 @@ static void s_announce_send(s_self_t *self, const s_announce_t *a)
     msg.attempts = a->attempts;
     memcpy(msg.reason, a->reason, sizeof msg.reason);
     /* EAGAIN (sink not there yet) is fine: the heartbeat sends it again.   */
-    zkit__pipeline_send_msg(self->sink, NULL, 0, &msg);
+    zkit__pipeline_send_msg(self->sink, NULL, 0, &msg, &self->traffic_sink);
 }
 
 void zkit__vbatch_free_item(void **item_p)

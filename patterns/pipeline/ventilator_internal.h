@@ -34,6 +34,11 @@ zkit__ventilator_actor_t *zkit__ventilator_actor_new(const zkit_ventilator_opts_
     ran). Safe on NULL.                                                       */
 void zkit__ventilator_actor_destroy(zkit__ventilator_actor_t **self_p);
 
+/*  Hands the actor the caller's ops (control endpoint, security; NULL: none),
+    before the actor starts. The caller destroys it after the actor.          */
+struct zkit__ops_t;
+void zkit__ventilator_actor_set_ops(zkit__ventilator_actor_t *self, struct zkit__ops_t *ops);
+
 /*  Where the caller puts the sockets it made.                                */
 zsock_t **zkit__ventilator_actor_socket(zkit__ventilator_actor_t *self, bool sink);
 

@@ -13,7 +13,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
-#include "pipeline/worker_internal.h"
+#include "pipeline/worker_actor.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -158,7 +158,8 @@ zsock_t *zkit__worker_vent_socket(const zkit__worker_setup_t *setup)
     zsock_t *sock = zkit__socket_new(setup->fast ? ZMQ_PULL : ZMQ_DEALER, &opts);
     if (!sock)
         return NULL;
-    if (zkit__socket_attach(sock, setup->connect, false)) {
+    /* A CURVE client of the ventilator when configured.                    */
+    if (zkit__ops_attach(setup->ops, sock, setup->connect, false)) {
         int err = errno;
         zkit__socket_close(&sock, 0);
         errno = err;
@@ -243,6 +244,8 @@ static void s_setup_free(zkit__worker_setup_t *setup)
     free(setup->threads);
     free(setup->connect);
     free(setup->sink_endpoint);
+    /* Last: every socket it secured is closed.                             */
+    zkit__ops_destroy(&setup->ops);
 }
 
 /* ---- API ------------------------------------------------------------------------- */
@@ -292,6 +295,15 @@ zkit_worker_t *zkit_worker_new(const zkit_worker_opts_t *opts)
         errno = ENOMEM;
         goto err;
     }
+    setup->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                     .component = "worker",
+                                                     .name = setup->name,
+                                                     .stats_fn = zkit__worker_ops_stats,
+                                                     .command_fn = zkit__worker_ops_command,
+                                                     .arg = setup});
+    if (!setup->ops)
+        goto err;
+    /* The handler links are inproc, between our own threads: plain.        */
     if (!setup->inline_handler && s_handler_sockets(setup))
         goto err;
     setup->vent = zkit__worker_vent_socket(setup);
@@ -301,7 +313,7 @@ zkit_worker_t *zkit_worker_new(const zkit_worker_opts_t *opts)
     if (!setup->fast) /* RESULTs are resent until acked: no long flush */
         sopts.linger_ms = ZKIT__PIPELINE_LINGER_SHORT_MS;
     setup->sink = zkit__socket_new(setup->fast ? ZMQ_PUSH : ZMQ_DEALER, &sopts);
-    if (!setup->sink || zkit__socket_attach(setup->sink, setup->sink_endpoint, false))
+    if (!setup->sink || zkit__ops_attach(setup->ops, setup->sink, setup->sink_endpoint, false))
         goto err;
     uint32_t started = 0;
     for (; !setup->inline_handler && started < setup->window; started++) {
@@ -347,6 +359,11 @@ void zkit_worker_destroy(zkit_worker_t **self_p)
     s_setup_free(&self->setup);
     free(self);
     *self_p = NULL;
+}
+
+const char *zkit_worker_control(zkit_worker_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->setup.ops) : NULL;
 }
 
 int zkit_worker_stats(zkit_worker_t *self, zkit_worker_stats_t *stats)

@@ -22,7 +22,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
-#include "pipeline/worker_internal.h"
+#include "pipeline/worker_actor.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -49,49 +49,9 @@
    the ventilator's credit already bounds what a worker holds.              */
 #define S_FAST_DEPTH 16
 
-/* A DONE or FAIL waiting for the ventilator link. */
-typedef struct s_out {
-    struct s_out *next;
-    zkit__pipeline_cmd_t cmd;
-    uint8_t id[ZKIT_ID_SIZE];
-    char reason[];
-} s_out_t;
-
+typedef zkit__worker_out_t s_out_t;
 typedef zkit__worker_job_t s_job_t;
-
-typedef struct {
-    zkit__worker_setup_t *setup;
-    zsock_t *pipe;
-    zkit_envelope_t *env;    /* decodes tasks to check them (and run them, inline) */
-    zkit_envelope_t *result; /* inline: the result of the task being run */
-    zmq_msg_t held;          /* inline: an encoded result the sink did not take yet */
-    bool has_held;
-    uint32_t *slots;      /* ring of handler indices: one entry per job that
-                             handler may be given now */
-    size_t slot_capacity; /* window x depth */
-    size_t slot_head;
-    size_t slot_count;
-    s_job_t *queue_head; /* tasks waiting for a handler */
-    s_job_t *queue_tail;
-    size_t queued;
-    zhashx_t *pending; /* hex task id -> job whose RESULT awaits its ACK */
-    s_out_t *out_head;
-    s_out_t *out_tail;
-    s_job_t *fast_head; /* fast mode: results waiting for the PUSH socket */
-    s_job_t *fast_tail;
-    size_t fast_count;
-    uint64_t seq; /* results sent: the seq of the last one */
-    int64_t silence_ms;
-    int64_t last_recv;
-    int64_t last_send;
-    int64_t reconnect_at;
-    unsigned backoff;
-    int64_t next_resend;
-    zhashx_t *streams; /* fast mode: src -> last seq seen */
-    zkit_worker_stats_t stats;
-    zkit__worker_stats_t istats;
-    bool terminated;
-} s_self_t;
+typedef zkit__worker_actor_t s_self_t;
 
 /* ---- small FIFOs --------------------------------------------------------------- */
 
@@ -123,7 +83,7 @@ static int s_vent_send(s_self_t *self, zkit__pipeline_msg_t *msg)
 {
     if (!self->setup->vent)
         return -1;
-    if (zkit__pipeline_send_msg(self->setup->vent, NULL, 0, msg))
+    if (zkit__pipeline_send_msg(self->setup->vent, NULL, 0, msg, &self->traffic_vent))
         return -1;
     self->last_send = zclock_mono();
     return 0;
@@ -152,6 +112,7 @@ static void s_flush_out(s_self_t *self)
         self->out_head = out->next;
         if (!self->out_head)
             self->out_tail = NULL;
+        self->out_count--;
         free(out);
     }
 }
@@ -173,6 +134,7 @@ static void s_tell_vent(s_self_t *self, zkit__pipeline_cmd_t cmd, const uint8_t 
     else
         self->out_head = out;
     self->out_tail = out;
+    self->out_count++;
     s_flush_out(self);
 }
 
@@ -197,6 +159,33 @@ static void s_reconnect(s_self_t *self, int64_t now)
     self->last_recv = now;
     s_send_ready(self);
     s_flush_out(self);
+}
+
+/* PAUSE and RESUME (control endpoint), applied on the loop's turn after the
+   callback flipped self->paused. Reliable mode closes the link to the
+   ventilator: its next heartbeat to us fails, so it gives the tasks we
+   had not started to other workers at once, instead of leaving them with
+   a worker that will not run them. Tasks already running finish and their
+   results go to the sink; their DONE waits for the link RESUME makes again
+   (a DONE retires a task whoever sends it). Fast mode only stops reading
+   the PULL socket (s_can_take).                                             */
+static void s_apply_pause(s_self_t *self, int64_t now)
+{
+    zkit__worker_setup_t *setup = self->setup;
+    if (self->paused && !self->link_paused) {
+        self->link_paused = true;
+        /* With its linger: DONE and FAIL queued on it still leave.         */
+        zkit__socket_close(&setup->vent, ZKIT__LINGER_KEEP);
+        while (self->queue_head) {
+            zkit__worker_job_free(s_job_pop(&self->queue_head, &self->queue_tail));
+            self->queued--;
+        }
+    }
+    else if (!self->paused && self->link_paused) {
+        self->link_paused = false;
+        self->backoff = 0;
+        s_reconnect(self, now); /* no socket: opens one and says READY */
+    }
 }
 
 /* ---- jobs ------------------------------------------------------------------------- */
@@ -256,7 +245,7 @@ static bool s_send_held(s_self_t *self)
 {
     if (!self->has_held)
         return true;
-    if (zmq_msg_send(&self->held, zsock_resolve(self->setup->sink), ZMQ_DONTWAIT) == -1)
+    if (zkit__pipeline_send_frame(self->setup->sink, &self->held, &self->traffic_sink) == -1)
         return false; /* still ours: sent when the socket can take it */
     self->has_held = false;
     return true;
@@ -344,7 +333,7 @@ static void s_send_result(s_self_t *self, s_job_t *job)
     zkit__pipeline_msg_t msg;
     msg.cmd = ZKIT__PIPELINE_RESULT;
     msg.envelope = &job->encoded;
-    zkit__pipeline_send_msg(self->setup->sink, NULL, 0, &msg);
+    zkit__pipeline_send_msg(self->setup->sink, NULL, 0, &msg, &self->traffic_sink);
     self->istats.results_sent++;
     job->sends++;
 }
@@ -454,7 +443,7 @@ static void s_flush_results(s_self_t *self)
         zmq_msg_t copy;
         zmq_msg_init(&copy);
         zmq_msg_copy(&copy, &self->fast_head->encoded);
-        if (zmq_msg_send(&copy, zsock_resolve(self->setup->sink), ZMQ_DONTWAIT) == -1) {
+        if (zkit__pipeline_send_frame(self->setup->sink, &copy, &self->traffic_sink) == -1) {
             zmq_msg_close(&copy);
             return;
         }
@@ -554,9 +543,10 @@ static void s_work(s_self_t *self, int64_t now)
         s_send_held(self);
         return;
     }
+    s_apply_pause(self, now);
     if (setup->vent && now - self->last_recv > self->silence_ms)
         s_reconnect(self, now);
-    else if (!setup->vent && now >= self->reconnect_at)
+    else if (!setup->vent && !self->link_paused && now >= self->reconnect_at)
         s_reconnect(self, now);
     if (setup->vent && now - self->last_send >= setup->heartbeat_ms) {
         zkit__pipeline_msg_t msg;
@@ -580,7 +570,7 @@ static long s_timeout(s_self_t *self, int64_t now)
         due = beat < due ? beat : due;
         due = dead < due ? dead : due;
     }
-    else if (self->reconnect_at < due)
+    else if (!self->link_paused && self->reconnect_at < due)
         due = self->reconnect_at;
     if (due <= now)
         return 0;
@@ -591,6 +581,8 @@ static long s_timeout(s_self_t *self, int64_t now)
    and results are not piling up for a sink that does not read.            */
 static bool s_can_take(const s_self_t *self)
 {
+    if (self->paused)
+        return false;
     if (self->setup->inline_handler)
         return !self->has_held;
     return self->slot_count && self->fast_count < self->slot_capacity;
@@ -606,6 +598,8 @@ static void s_drain(s_self_t *self, zsock_t *sock, int which)
         if (zkit__pipeline_recv(sock, &frames, ZMQ_DONTWAIT))
             return;
         int64_t now = zclock_mono();
+        if (which >= 2)
+            zkit__traffic_in(which == 2 ? &self->traffic_vent : &self->traffic_sink, frames.bytes);
         if (which == 0)
             s_pipe_message(self, &frames);
         else if (which == 1)
@@ -630,7 +624,7 @@ static void s_loop(s_self_t *self)
         bool out = self->fast_head || self->has_held;
         /* pipe, sink, then the ventilator link (absent while reconnecting)
            and the handler link (absent inline), at the indices that follow. */
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[5] = {
             {zsock_resolve(self->pipe), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(setup->sink), 0, (short) (fast ? (out ? ZMQ_POLLOUT : 0) : ZMQ_POLLIN),
              0},
@@ -645,7 +639,11 @@ static void s_loop(s_self_t *self)
             handlers = n++;
             items[handlers] = (zmq_pollitem_t){zsock_resolve(setup->handlers), 0, ZMQ_POLLIN, 0};
         }
+        int control = zkit__ops_pollitem(setup->ops, &items[n]) ? n++ : -1;
         if (zmq_poll(items, n, s_timeout(self, now)) == -1 && errno != EINTR)
+            break;
+        if (control >= 0 && (items[control].revents & ZMQ_POLLIN) &&
+            zkit__ops_serve(setup->ops) == -1)
             break;
         if (items[0].revents & ZMQ_POLLIN)
             s_drain(self, self->pipe, 0);
@@ -728,7 +726,9 @@ void zkit__worker_actor(zsock_t *pipe, void *args)
         self.last_recv = self.last_send = zclock_mono();
         if (!setup->fast)
             s_send_ready(&self);
+        setup->actor = &self; /* for the control callbacks, on this thread */
         s_loop(&self);
+        setup->actor = NULL;
     }
     else {
         zsys_error("ZKIT-PIPE-NOMEM " S_COMPONENT ": cannot start");

@@ -55,6 +55,9 @@ typedef struct {
     const char *name; /* the worker's name: meta src of results */
 } zkit__worker_handler_t;
 
+typedef struct zkit__worker_actor zkit__worker_actor_t;
+struct zkit__ops_t;
+
 /*  What the caller prepares and the actor runs with.                        */
 typedef struct {
     bool fast;
@@ -72,6 +75,10 @@ typedef struct {
     bool inline_handler;             /* fast mode, window 1: the actor runs the handler */
     zkit_task_handler_fn *handler;
     void *handler_arg;
+    struct zkit__ops_t *ops;     /* control endpoint and security (NULL: none);
+                                    destroyed by the caller after the actor */
+    zkit__worker_actor_t *actor; /* the actor's state while it runs: what the
+                                    control callbacks read, on its thread    */
 } zkit__worker_setup_t;
 
 /*  Runs handler on task (decoded) into result (empty), then stamps what the

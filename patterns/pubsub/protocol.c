@@ -50,6 +50,14 @@ const char *zkit__pubsub_bad_name(zkit__pubsub_bad_t why)
     return why < ZKIT__PUBSUB_BAD_REASONS_ ? s_bad_names[why] : "?";
 }
 
+const char *zkit__pubsub_bad_reason(zkit__pubsub_bad_t why)
+{
+    static const char *const ids[] = {"frames", "command",  "number", "range",     "src",
+                                      "topic",  "envelope", "text",   "unexpected"};
+    _Static_assert(sizeof ids / sizeof ids[0] == ZKIT__PUBSUB_BAD_REASONS_, "one id per reason");
+    return why < ZKIT__PUBSUB_BAD_REASONS_ ? ids[why] : "?";
+}
+
 void zkit__pubsub_log_bad(int64_t *last_log_ms, const char *component, zkit__pubsub_bad_t why)
 {
     int64_t now = zclock_mono();
@@ -103,6 +111,7 @@ int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags)
     void *handle = zsock_resolve(socket);
     frames->count = 0;
     frames->dropped = 0;
+    frames->bytes = 0;
     while (true) {
         zmq_msg_t frame;
         zmq_msg_init(&frame);
@@ -125,6 +134,7 @@ int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags)
         }
         flags = 0;
         bool more = zmq_msg_more(&frame);
+        frames->bytes += zmq_msg_size(&frame);
         if (frames->count < ZKIT__PUBSUB_FRAMES_MAX)
             frames->part[frames->count++] = frame;
         else {
@@ -134,6 +144,65 @@ int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags)
         if (!more)
             return 0;
     }
+}
+
+zkit__pubsub_sub_t zkit__pubsub_recv_subscription(void *xpub, zmq_msg_t *frame,
+                                                  zkit__traffic_t *traffic)
+{
+    zmq_msg_init(frame);
+    if (zmq_msg_recv(frame, xpub, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close(frame);
+        return ZKIT__PUBSUB_SUB_NONE;
+    }
+    size_t bytes = zmq_msg_size(frame);
+    if (zmq_msg_more(frame)) {
+        /* Discard the rest: libzmq holds the whole message already. */
+        do {
+            while (zmq_msg_recv(frame, xpub, 0) == -1 && errno == EINTR)
+                ;
+            bytes += zmq_msg_size(frame);
+        } while (zmq_msg_more(frame));
+        zmq_msg_close(frame);
+        zkit__traffic_in(traffic, bytes);
+        return ZKIT__PUBSUB_SUB_MULTIPART;
+    }
+    zkit__traffic_in(traffic, bytes);
+    const uint8_t *data = zmq_msg_data(frame);
+    if (bytes == 0 || data[0] > 1) {
+        zmq_msg_close(frame);
+        return ZKIT__PUBSUB_SUB_NOT_SUBSCRIPTION;
+    }
+    return ZKIT__PUBSUB_SUB_OK;
+}
+
+int zkit__pubsub_start(const zkit__ops_config_t *config, zkit__ops_t **ops, zactor_t **actor,
+                       zactor_fn *handler, void *args, const int *rc, const int *err)
+{
+    if ((*ops = zkit__ops_new(config)) && (*actor = zactor_new(handler, args)) && !*rc)
+        return 0;
+    int saved = !*ops ? errno : *actor ? *err : ENOMEM;
+    /* A failed setup still waits for $TERM, as every actor must. */
+    zactor_destroy(actor);
+    zkit__ops_destroy(ops);
+    errno = saved;
+    return -1;
+}
+
+void zkit__pubsub_metrics(zkit__stats_t *stats, const zkit__pubsub_metric_t *metrics, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const zkit__pubsub_metric_t *m = &metrics[i];
+        if (m->gauge)
+            zkit__stats_gauge(stats, m->name, (int64_t) m->value);
+        else
+            zkit__stats_counter(stats, m->name, m->value);
+        zkit__stats_help(stats, m->name, m->help);
+    }
+}
+
+const char *zkit__pubsub_sub_reason(zkit__pubsub_sub_t why)
+{
+    return why == ZKIT__PUBSUB_SUB_MULTIPART ? "multipart" : "not_subscription";
 }
 
 static int s_fail(zkit__pubsub_bad_t reason, zkit__pubsub_bad_t *why)
@@ -408,6 +477,12 @@ static int s_build(s_out_t *out, const zkit__pubsub_msg_t *msg)
 
 int zkit__pubsub_send(void *socket, const void *rid, size_t rid_size, const zkit__pubsub_msg_t *msg)
 {
+    return zkit__pubsub_send_counted(socket, rid, rid_size, msg, NULL);
+}
+
+int zkit__pubsub_send_counted(void *socket, const void *rid, size_t rid_size,
+                              const zkit__pubsub_msg_t *msg, zkit__traffic_t *traffic)
+{
     if (msg->cmd <= ZKIT__PUBSUB_NONE || msg->cmd >= ZKIT__PUBSUB_COMMANDS_ || s_check(msg) == -1) {
         errno = EINVAL;
         return -1;
@@ -420,6 +495,9 @@ int zkit__pubsub_send(void *socket, const void *rid, size_t rid_size, const zkit
         return -1;
     }
     void *handle = zsock_resolve(socket);
+    size_t bytes = 0;
+    for (size_t i = 0; i < out.count; i++)
+        bytes += zmq_msg_size(&out.part[i]);
     for (size_t i = 0; i < out.count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < out.count ? ZMQ_SNDMORE : 0);
         if (zmq_msg_send(&out.part[i], handle, flags) == -1) {
@@ -432,5 +510,7 @@ int zkit__pubsub_send(void *socket, const void *rid, size_t rid_size, const zkit
             return -1;
         }
     }
+    if (traffic)
+        zkit__traffic_out(traffic, bytes);
     return 0;
 }

@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #include "zkit_subscriber.h"
+#include "core/ops.h"
+#include "core/traffic.h"
 
 /* Header keys a zkit publisher sets in every envelope's hdr map.            */
 #define ZKIT__PUBSUB_HDR_EPOCH  "zkit-epoch"  /* int: the publisher's epoch    */
@@ -85,6 +87,8 @@ typedef struct {
     zmq_msg_t part[ZKIT__PUBSUB_FRAMES_MAX];
     size_t count;   /* frames held (initialised) in part                      */
     size_t dropped; /* frames beyond ZKIT__PUBSUB_FRAMES_MAX, discarded      */
+    size_t bytes;   /* of every frame received, the discarded ones too: what
+                       the wire carried, for the traffic counters          */
 } zkit__pubsub_frames_t;
 
 /*  Receives one whole message from socket (zsock_t or libzmq handle) with
@@ -112,11 +116,59 @@ int zkit__pubsub_parse_uint(const void *data, size_t size, uint64_t *value);
 int zkit__pubsub_send(void *socket, const void *rid, size_t rid_size,
                       const zkit__pubsub_msg_t *msg);
 
+/*  zkit__pubsub_send, and once the message is out, counts it (every frame,
+    the routing id too) in *traffic as sent. traffic may be NULL.             */
+int zkit__pubsub_send_counted(void *socket, const void *rid, size_t rid_size,
+                              const zkit__pubsub_msg_t *msg, zkit__traffic_t *traffic);
+
+/*  What an XPUB hands up (zkit__pubsub_recv_subscription).                  */
+typedef enum {
+    ZKIT__PUBSUB_SUB_NONE = -1,        /* nothing was waiting                */
+    ZKIT__PUBSUB_SUB_OK = 0,           /* a subscribe or an unsubscribe      */
+    ZKIT__PUBSUB_SUB_MULTIPART,        /* more than one frame: dropped       */
+    ZKIT__PUBSUB_SUB_NOT_SUBSCRIPTION, /* empty, or first byte not 0 or 1    */
+    ZKIT__PUBSUB_SUB_REASONS_
+} zkit__pubsub_sub_t;
+
+/*  Reads one whole message from an XPUB (libzmq handle) without blocking,
+    counts it (every frame) in *traffic as received, and classifies it. For
+    ZKIT__PUBSUB_SUB_OK, *frame holds the single frame (byte 0 or 1, then the
+    prefix; the caller closes it); for anything else *frame is closed.
+    XPUB also hands up what a peer sends that is no subscription: those
+    come back as MULTIPART or NOT_SUBSCRIPTION for the caller to count.     */
+zkit__pubsub_sub_t zkit__pubsub_recv_subscription(void *xpub, zmq_msg_t *frame,
+                                                  zkit__traffic_t *traffic);
+
+/*  The metric label value of a bad subscription reason ("multipart").      */
+const char *zkit__pubsub_sub_reason(zkit__pubsub_sub_t why);
+
+/*  One unlabelled metric for a control endpoint's STATS.                    */
+typedef struct {
+    const char *name;
+    bool gauge; /* else a counter                                           */
+    uint64_t value;
+    const char *help;
+} zkit__pubsub_metric_t;
+
+/*  Adds count metrics, each with its help text (a component's STATS map is
+    mostly these: a table reads better than a run of pairs of calls).       */
+void zkit__pubsub_metrics(zkit__stats_t *stats, const zkit__pubsub_metric_t *metrics, size_t count);
+
+/*  A component's start: makes *ops from config, then *actor running
+    handler(args); the actor's setup sets *rc (0 or -1) and *err before it
+    signals. Returns 0, or -1 with errno (the ops', the setup's *err, or
+    ENOMEM) and nothing left: *ops and *actor destroyed and NULL.           */
+int zkit__pubsub_start(const zkit__ops_config_t *config, zkit__ops_t **ops, zactor_t **actor,
+                       zactor_fn *handler, void *args, const int *rc, const int *err);
+
 /*  The command's wire name ("FETCH"), or "?".                               */
 const char *zkit__pubsub_cmd_name(zkit__pubsub_cmd_t cmd);
 
 /*  A short text for a drop reason ("wrong frame count").                    */
 const char *zkit__pubsub_bad_name(zkit__pubsub_bad_t why);
+
+/*  The reason as a metric label value ("frames", "command", ...).         */
+const char *zkit__pubsub_bad_reason(zkit__pubsub_bad_t why);
 
 /*  Logs a dropped message at most once a second per *last_log_ms (a
     monotonic ms stamp the caller keeps), as "ZKIT-PUBSUB-BADFRAME ...";

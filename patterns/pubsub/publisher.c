@@ -20,12 +20,14 @@
 #include "zkit_publisher.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mpack.h"
 #include "core/actor.h"
+#include "core/ops.h"
 #include "core/socket.h"
 #include "pubsub/protocol.h"
 #include "pubsub/publisher_internal.h"
@@ -41,7 +43,10 @@
 
 struct _zkit_publisher_t {
     zactor_t *actor;
-    zsock_t *data; /* caller's end of the data pipe                      */
+    zkit__ops_t *ops;
+    zkit__pub_actor_t *state; /* the actor's, set before it signals; read by
+                                 the ops callbacks on the actor's thread  */
+    zsock_t *data;            /* caller's end of the data pipe                      */
     zkit_envelope_t *scratch;
     char name[ZKIT_SRC_MAX + 1];
     uint64_t epoch;
@@ -57,6 +62,7 @@ typedef struct {
 
 /*  Everything the actor needs to start, and what it reports back.           */
 typedef struct {
+    zkit_publisher_t *self;
     const zkit_publisher_opts_t *opts;
     const char *data_endpoint;
     const char *name;
@@ -81,8 +87,7 @@ static int s_xpub_send(zkit__pub_actor_t *a, zmq_msg_t *topic, zmq_msg_t *envelo
     /* libzmq takes the rest of a message once it took the first frame. */
     if (zmq_msg_send(envelope, a->xpub_handle, flags) == -1)
         zmq_msg_close(envelope);
-    a->stats.published++;
-    a->stats.bytes += bytes;
+    zkit__traffic_out(&a->feed_traffic, bytes);
     return 0;
 }
 
@@ -153,6 +158,10 @@ static int s_handle_data(zkit__pub_actor_t *a)
 /*  See publisher_internal.h.                                               */
 void zkit__pub_drain_data(zkit__pub_actor_t *a, bool block, int64_t until_ms)
 {
+    /* Paused: what the application hands over waits in the pipe (at stop,
+       block is true and everything accepted still goes out). */
+    if (a->paused && !block)
+        return;
     while (true) {
         while (block && a->pending && (until_ms < 0 || zclock_mono() < until_ms))
             s_flush_pending(a);
@@ -188,44 +197,76 @@ static void s_wait_reply(zkit__pub_actor_t *a, const char *answer)
     zstr_send(a->pipe, answer);
 }
 
+static void s_bad_feed(zkit__pub_actor_t *a, zkit__pubsub_sub_t why)
+{
+    a->bad_feed[why]++;
+    a->stats.bad_subscriptions++;
+    uint64_t suppressed = 0;
+    if (zkit__ratelimit(&a->bad_feed_log, zclock_mono(), &suppressed))
+        zsys_warning("ZKIT-PUB-BADSUB %s: dropped a message on the feed socket: %s (%" PRIu64
+                     " more dropped since the last line)",
+                     a->name, zkit__pubsub_sub_reason(why), suppressed);
+}
+
+static void s_prefix_add(zkit__pub_actor_t *a, const uint8_t *bytes, size_t size)
+{
+    /* A longer prefix matches no topic; past the cap a hostile peer would
+       only cost memory and time. libzmq still filters by it either way. */
+    if (size > ZKIT_TOPIC_MAX || zlistx_size(a->prefixes) >= ZKIT_PUBLISHER_PREFIXES_MAX)
+        return;
+    s_prefix_t *p = calloc(1, sizeof *p);
+    if (p && (size == 0 || (p->bytes = malloc(size)))) {
+        if (size)
+            memcpy(p->bytes, bytes, size);
+        p->size = size;
+        zlistx_add_end(a->prefixes, p);
+    }
+    else
+        free(p);
+}
+
+static void s_prefix_remove(zkit__pub_actor_t *a, const uint8_t *bytes, size_t size)
+{
+    if (size > ZKIT_TOPIC_MAX)
+        return;
+    for (s_prefix_t *p = zlistx_first(a->prefixes); p; p = zlistx_next(a->prefixes))
+        if (p->size == size && (size == 0 || !memcmp(p->bytes, bytes, size))) {
+            zlistx_delete(a->prefixes, zlistx_cursor(a->prefixes));
+            return;
+        }
+}
+
+/*  Reads what the XPUB reports: subscriptions, and whatever else a peer
+    sent (XPUB hands non-subscription messages up; they are dropped).      */
 static void s_handle_subscription(zkit__pub_actor_t *a)
 {
-    zmq_msg_t frame;
-    zmq_msg_init(&frame);
-    while (zmq_msg_recv(&frame, a->xpub_handle, ZMQ_DONTWAIT) != -1) {
-        const uint8_t *data = zmq_msg_data(&frame);
-        size_t size = zmq_msg_size(&frame);
-        if (size == 0 || (data[0] != 0 && data[0] != 1) || zmq_msg_more(&frame)) {
-            a->stats.bad++;
+    for (int n = 0; n < S_DATA_BATCH; n++) {
+        zmq_msg_t frame;
+        zkit__pubsub_sub_t got =
+            zkit__pubsub_recv_subscription(a->xpub_handle, &frame, &a->feed_traffic);
+        if (got == ZKIT__PUBSUB_SUB_NONE)
+            return;
+        if (got != ZKIT__PUBSUB_SUB_OK) {
+            s_bad_feed(a, got);
             continue;
         }
+        const uint8_t *data = zmq_msg_data(&frame);
+        size_t size = zmq_msg_size(&frame);
         bool subscribe = data[0] == 1;
         if (subscribe) {
             a->stats.subscribe++;
-            s_prefix_t *p = calloc(1, sizeof *p);
-            if (p && (size == 1 || (p->bytes = malloc(size - 1)))) {
-                if (size > 1)
-                    memcpy(p->bytes, data + 1, size - 1);
-                p->size = size - 1;
-                zlistx_add_end(a->prefixes, p);
-            }
-            else
-                free(p);
+            s_prefix_add(a, data + 1, size - 1);
         }
         else {
             a->stats.unsubscribe++;
-            for (s_prefix_t *p = zlistx_first(a->prefixes); p; p = zlistx_next(a->prefixes))
-                if (p->size == size - 1 && (size == 1 || !memcmp(p->bytes, data + 1, size - 1))) {
-                    zlistx_delete(a->prefixes, zlistx_cursor(a->prefixes));
-                    break;
-                }
+            s_prefix_remove(a, data + 1, size - 1);
         }
         if (a->opts.on_subscription)
             a->opts.on_subscription(subscribe, data + 1, size - 1, a->opts.subscription_arg);
         if (a->waiting && s_topic_present(a, a->wait_topic))
             s_wait_reply(a, "OK");
+        zmq_msg_close(&frame);
     }
-    zmq_msg_close(&frame);
 }
 
 /* ---- the actor: commands --------------------------------------------------- */
@@ -244,15 +285,8 @@ static void s_handle_pipe(zkit__pub_actor_t *a)
     else if (streq(command, "$TERM"))
         a->terminated = true;
     else if (streq(command, "STATS")) {
-        zkit_publisher_stats_t st = a->stats;
-        st.last_seq = a->last_seq;
-        if (a->ring) {
-            st.replay_first = zkit__replay_count(a->ring) ? zkit__replay_first(a->ring) : 0;
-            st.replay_count = zkit__replay_count(a->ring);
-            st.replay_bytes = zkit__replay_bytes(a->ring);
-            st.replay_evicted = zkit__replay_evicted(a->ring);
-        }
-        st.lvc_topics = a->lvc ? zhashx_size(a->lvc) : 0;
+        zkit_publisher_stats_t st;
+        zkit__pub_stats_get(a, &st);
         zkit__actor_reply(a->pipe, &st, sizeof st);
     }
     else if (streq(command, "WAIT")) {
@@ -292,6 +326,8 @@ static int s_setup(zkit__pub_actor_t *a, s_init_t *init)
     so = (zkit__socket_opts_t) ZKIT__SOCKET_OPTS_DEFAULT;
     so.linger_ms = o->linger_ms;
     so.sndhwm = o->sndhwm;
+    /* The XPUB only ever reads subscriptions: small. */
+    so.maxmsgsize = 64 * 1024;
     if (!(a->xpub = zkit__socket_new(ZMQ_XPUB, &so)))
         return -1;
     a->xpub_handle = zsock_resolve(a->xpub);
@@ -299,9 +335,9 @@ static int s_setup(zkit__pub_actor_t *a, s_init_t *init)
     if (o->nodrop && (zmq_setsockopt(a->xpub_handle, ZMQ_XPUB_NODROP, &on, sizeof on) ||
                       zmq_setsockopt(a->xpub_handle, ZMQ_SNDTIMEO, &slice, sizeof slice)))
         return -1;
-    if (o->bind && zkit__socket_bind(a->xpub, o->bind, init->endpoint, sizeof init->endpoint))
+    if (o->bind && zkit__ops_bind(a->ops, a->xpub, o->bind, init->endpoint, sizeof init->endpoint))
         return -1;
-    if (o->connect && zkit__socket_attach(a->xpub, o->connect, false) == -1)
+    if (o->connect && zkit__ops_attach(a->ops, a->xpub, o->connect, false) == -1)
         return -1;
 
     if (o->replay_bind) {
@@ -319,8 +355,8 @@ static int s_setup(zkit__pub_actor_t *a, s_init_t *init)
         so.maxmsgsize = 64 * 1024; /* requests are small */
         so.router_mandatory = true;
         if (!(a->replay =
-                  zkit__socket_new_bound(ZMQ_ROUTER, &so, o->replay_bind, init->replay_endpoint,
-                                         sizeof init->replay_endpoint)))
+                  zkit__ops_socket_new_bound(a->ops, ZMQ_ROUTER, &so, o->replay_bind,
+                                             init->replay_endpoint, sizeof init->replay_endpoint)))
             return -1;
     }
     if (o->lvc && !(a->lvc = zkit__pub_lvc_new()))
@@ -353,6 +389,8 @@ static void s_actor(zsock_t *pipe, void *args)
     memset(&a, 0, sizeof a);
     a.pipe = pipe;
     a.opts = *init->opts;
+    a.ops = init->self->ops;
+    init->self->state = &a;
     snprintf(a.name, sizeof a.name, "%s", init->name);
     a.epoch = init->epoch;
     a.last_seq = init->last_seq;
@@ -373,15 +411,18 @@ static void s_actor(zsock_t *pipe, void *args)
         return;
     }
 
-    zmq_pollitem_t items[4];
+    zmq_pollitem_t items[5];
     while (!a.terminated) {
         int n = 0;
         items[n++] = (zmq_pollitem_t){zsock_resolve(a.pipe), 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){a.xpub_handle, 0, ZMQ_POLLIN, 0};
         if (a.replay)
             items[n++] = (zmq_pollitem_t){zsock_resolve(a.replay), 0, ZMQ_POLLIN, 0};
+        int control_index = -1;
+        if (zkit__ops_pollitem(a.ops, &items[n]) == 1)
+            control_index = n++;
         int data_index = -1;
-        if (!a.pending) {
+        if (!a.pending && !a.paused) {
             data_index = n;
             items[n++] = (zmq_pollitem_t){zsock_resolve(a.data), 0, ZMQ_POLLIN, 0};
         }
@@ -404,6 +445,9 @@ static void s_actor(zsock_t *pipe, void *args)
             s_handle_subscription(&a);
         if (a.replay && (items[2].revents & ZMQ_POLLIN))
             zkit__pub_handle_replay(&a);
+        if (control_index >= 0 && (items[control_index].revents & ZMQ_POLLIN) &&
+            zkit__ops_serve(a.ops) == -1)
+            break;
         if (data_index >= 0 && (items[data_index].revents & ZMQ_POLLIN))
             for (int i = 0; i < S_DATA_BATCH && !a.pending && s_handle_data(&a) == 0; i++)
                 ;
@@ -457,8 +501,16 @@ zkit_publisher_t *zkit_publisher_new(const zkit_publisher_opts_t *opts)
         !(self->scratch = zkit_envelope_new()))
         goto err;
 
+    if (!(self->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                          .component = "publisher",
+                                                          .name = self->name,
+                                                          .stats_fn = zkit__pub_ops_stats,
+                                                          .command_fn = zkit__pub_ops_command,
+                                                          .arg = &self->state})))
+        goto err;
     s_init_t init;
     memset(&init, 0, sizeof init);
+    init.self = self;
     init.opts = opts;
     init.data_endpoint = data_endpoint;
     init.name = self->name;
@@ -486,6 +538,7 @@ err : {
     zkit__pub_spool_destroy(&spool);
     zkit__socket_close(&self->data, 0);
     zkit_envelope_destroy(&self->scratch);
+    zkit__ops_destroy(&self->ops);
     free(self);
     errno = err;
     return NULL;
@@ -497,7 +550,9 @@ void zkit_publisher_destroy(zkit_publisher_t **self_p)
     if (!self_p || !*self_p)
         return;
     zkit_publisher_t *self = *self_p;
+    /* The actor closes the sockets the ops secured before it ends. */
     zactor_destroy(&self->actor);
+    zkit__ops_destroy(&self->ops);
     zkit__socket_close(&self->data, 0);
     zkit_envelope_destroy(&self->scratch);
     free(self);
@@ -517,6 +572,11 @@ uint64_t zkit_publisher_epoch(zkit_publisher_t *self)
 const char *zkit_publisher_endpoint(zkit_publisher_t *self)
 {
     return *self->endpoint ? self->endpoint : NULL;
+}
+
+const char *zkit_publisher_control(zkit_publisher_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->ops) : NULL;
 }
 
 const char *zkit_publisher_replay_endpoint(zkit_publisher_t *self)

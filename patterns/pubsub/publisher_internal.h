@@ -13,6 +13,10 @@
 #include <czmq.h>
 
 #include "zkit_publisher.h"
+#include "core/ops.h"
+#include "core/ratelimit.h"
+#include "core/traffic.h"
+#include "pubsub/protocol.h"
 #include "pubsub/publisher_spool.h"
 #include "pubsub/replay.h"
 
@@ -29,8 +33,18 @@ typedef struct {
     zkit_publisher_opts_t opts;
     char name[ZKIT_SRC_MAX + 1];
     uint64_t epoch;
-    uint64_t last_seq; /* newest seq the actor has handled              */
-    zkit_publisher_stats_t stats;
+    uint64_t last_seq;            /* newest seq the actor has handled              */
+    zkit_publisher_stats_t stats; /* published and bytes: feed_traffic's */
+    /* Every whole message: feed (XPUB) out, the published ones; in, what
+       subscribers sent (subscriptions, malformed ones too); replay (ROUTER)
+       in, requests, out, answers (the routing id frame counted too). */
+    zkit__traffic_t feed_traffic;
+    zkit__traffic_t replay_traffic;
+    zkit__ops_t *ops;                               /* the caller's; NULL-safe */
+    uint64_t bad_replay[ZKIT__PUBSUB_BAD_REASONS_]; /* per reason              */
+    uint64_t bad_feed[ZKIT__PUBSUB_SUB_REASONS_];   /* by zkit__pubsub_sub_t */
+    zkit__ratelimit_t bad_feed_log;
+    bool paused; /* PAUSE: the data pipe is not read                        */
     int64_t last_bad_log;
     bool terminated;
     /* a pending zkit_publisher_wait_subscriber */
@@ -50,6 +64,17 @@ typedef struct {
     is true: then it keeps trying until until_ms (a zclock_mono deadline;
     -1 for ever).                                                           */
 void zkit__pub_drain_data(zkit__pub_actor_t *a, bool block, int64_t until_ms);
+
+/* ---- publisher_ops.c ----------------------------------------------------------- */
+
+/*  The counters as zkit_publisher_stats reports them.                      */
+void zkit__pub_stats_get(zkit__pub_actor_t *a, zkit_publisher_stats_t *st);
+
+/*  The ops callbacks; arg points at the publisher's pointer to the actor's
+    state (zkit__pub_actor_t **), set before the actor signals.            */
+void zkit__pub_ops_stats(zkit__stats_t *stats, void *arg);
+zkit__control_result_t zkit__pub_ops_command(const char *command, const char *args, char *reply,
+                                             size_t reply_size, void *arg);
 
 /* ---- publisher_replay.c ------------------------------------------------------ */
 

@@ -83,7 +83,7 @@ static int s_replay_one(zkit__pub_actor_t *a, const void *id, size_t id_size, zm
     item.cmd = ZKIT__PUBSUB_REPLAY;
     item.topic = topic;
     item.envelope = envelope;
-    if (zkit__pubsub_send(a->replay, id, id_size, &item) == -1) {
+    if (zkit__pubsub_send_counted(a->replay, id, id_size, &item, &a->replay_traffic) == -1) {
         a->stats.replay_failed++;
         return -1;
     }
@@ -147,7 +147,7 @@ static void s_answer_fetch(zkit__pub_actor_t *a, zmq_msg_t *rid, const zkit__pub
         reply.cmd = ZKIT__PUBSUB_ERROR;
         /* The name may be as long as the text allows: cut it, it is advice. */
         snprintf(reply.text, sizeof reply.text, "unknown source: this is '%.200s'", a->name);
-        zkit__pubsub_send(a->replay, id, id_size, &reply);
+        zkit__pubsub_send_counted(a->replay, id, id_size, &reply, &a->replay_traffic);
         return;
     }
     a->stats.fetches++;
@@ -186,7 +186,7 @@ static void s_answer_fetch(zkit__pub_actor_t *a, zmq_msg_t *rid, const zkit__pub
         }
     }
 end:
-    if (zkit__pubsub_send(a->replay, id, id_size, &reply) == -1)
+    if (zkit__pubsub_send_counted(a->replay, id, id_size, &reply, &a->replay_traffic) == -1)
         a->stats.replay_failed++;
 }
 
@@ -210,7 +210,8 @@ static void s_answer_probe(zkit__pub_actor_t *a, zmq_msg_t *rid, const zkit__pub
         if (spooled && spooled < reply.first)
             reply.first = spooled;
     }
-    if (zkit__pubsub_send(a->replay, zmq_msg_data(rid), zmq_msg_size(rid), &reply) == -1)
+    if (zkit__pubsub_send_counted(a->replay, zmq_msg_data(rid), zmq_msg_size(rid), &reply,
+                                  &a->replay_traffic) == -1)
         a->stats.replay_failed++;
 }
 
@@ -238,7 +239,7 @@ static void s_answer_snapshot(zkit__pub_actor_t *a, zmq_msg_t *rid, const zkit__
             memcpy(zmq_msg_data(&topic_frame), topic, size);
             item.topic = &topic_frame;
             item.envelope = &e->envelope;
-            int rc = zkit__pubsub_send(a->replay, id, id_size, &item);
+            int rc = zkit__pubsub_send_counted(a->replay, id, id_size, &item, &a->replay_traffic);
             zmq_msg_close(&topic_frame);
             if (rc == -1) {
                 a->stats.replay_failed++;
@@ -254,21 +255,24 @@ static void s_answer_snapshot(zkit__pub_actor_t *a, zmq_msg_t *rid, const zkit__
     end.epoch = a->epoch;
     end.last = a->last_seq;
     end.count = count;
-    if (zkit__pubsub_send(a->replay, id, id_size, &end) == -1)
+    if (zkit__pubsub_send_counted(a->replay, id, id_size, &end, &a->replay_traffic) == -1)
         a->stats.replay_failed++;
 }
 
 void zkit__pub_handle_replay(zkit__pub_actor_t *a)
 {
     zkit__pubsub_frames_t frames;
-    while (zkit__pubsub_recv(a->replay, &frames, ZMQ_DONTWAIT) == 0) {
+    /* A bounded batch: a flood of requests cannot starve the feed. */
+    for (int n = 0; n < 1024 && zkit__pubsub_recv(a->replay, &frames, ZMQ_DONTWAIT) == 0; n++) {
         /* Answers must reflect every message handed over before the request
            arrived; the data pipe may hold some the XPUB has not seen. */
         zkit__pub_drain_data(a, false, 0);
+        zkit__traffic_in(&a->replay_traffic, frames.bytes);
         zkit__pubsub_msg_t req;
         zkit__pubsub_bad_t why;
         if (zkit__pubsub_parse(&frames, 1, &req, &why) == -1) {
             a->stats.bad++;
+            a->bad_replay[why]++;
             zkit__pubsub_log_bad(&a->last_bad_log, "publisher replay", why);
         }
         else if (req.cmd == ZKIT__PUBSUB_FETCH)
@@ -279,6 +283,7 @@ void zkit__pub_handle_replay(zkit__pub_actor_t *a)
             s_answer_probe(a, &frames.part[0], &req);
         else {
             a->stats.bad++;
+            a->bad_replay[ZKIT__PUBSUB_BAD_UNEXPECTED]++;
             zkit__pubsub_log_bad(&a->last_bad_log, "publisher replay", ZKIT__PUBSUB_BAD_UNEXPECTED);
         }
         zkit__pubsub_frames_close(&frames);

@@ -48,7 +48,7 @@ zkit__sub_link_t *zkit__sub_link(zkit__sub_t *a, const char *endpoint, bool crea
     so.rcvhwm = 100000;
     link->dealer = zkit__socket_new(ZMQ_DEALER, &so);
     link->values = zlistx_new();
-    if (!link->dealer || !link->values || zkit__socket_attach(link->dealer, endpoint, false)) {
+    if (!link->dealer || !link->values || zkit__ops_attach(a->ops, link->dealer, endpoint, false)) {
         zkit__socket_close(&link->dealer, 0);
         zlistx_destroy(&link->values);
         free(link);
@@ -119,7 +119,7 @@ static void s_send_request(zkit__sub_t *a, zkit__gaps_stream_t *stream, zkit__su
     req.from = source->from;
     req.to = source->to;
     int64_t now = zclock_mono();
-    if (zkit__pubsub_send(source->link->dealer, NULL, 0, &req) == 0) {
+    if (zkit__pubsub_send_counted(source->link->dealer, NULL, 0, &req, &a->replay_traffic) == 0) {
         if (!source->probing)
             a->stats.fetches++;
         source->sent = true;
@@ -281,7 +281,7 @@ static void s_send_snapshot(zkit__sub_t *a, zkit__sub_link_t *link)
         memcpy(req.prefix[i], a->prefixes[i], req.prefix_size[i] + 1);
     }
     req.prefix_count = a->nprefixes;
-    if (zkit__pubsub_send(link->dealer, NULL, 0, &req) == 0)
+    if (zkit__pubsub_send_counted(link->dealer, NULL, 0, &req, &a->replay_traffic) == 0)
         link->snapshot_sent = true;
 }
 
@@ -349,6 +349,7 @@ void zkit__sub_handle_link(zkit__sub_t *a, zkit__sub_link_t *link)
 {
     zkit__pubsub_frames_t frames;
     while (zkit__pubsub_recv(link->dealer, &frames, ZMQ_DONTWAIT) == 0) {
+        zkit__traffic_in(&a->replay_traffic, frames.bytes);
         zkit__pubsub_msg_t msg;
         zkit__pubsub_bad_t why;
         if (zkit__pubsub_parse(&frames, 0, &msg, &why) == -1)
@@ -380,10 +381,21 @@ void zkit__sub_handle_link(zkit__sub_t *a, zkit__sub_link_t *link)
             s_handle_snapend(a, link, &msg);
         else if (msg.cmd == ZKIT__PUBSUB_STATUS)
             s_handle_status(a, link, &msg);
-        else if (msg.cmd == ZKIT__PUBSUB_ERROR)
+        else if (msg.cmd == ZKIT__PUBSUB_ERROR) {
             /* A refusal (wrong source for this endpoint): the fetch times
-               out and its range is reported LOST, as for silence. */
-            zsys_warning("ZKIT-SUB-REPLAY-ERROR %s: %s", link->endpoint, msg.text);
+               out and its range is reported LOST, as for silence. A peer
+               can send many: logged at most once a second. */
+            uint64_t suppressed = 0;
+            if (zkit__ratelimit(&a->replay_error_log, zclock_mono(), &suppressed)) {
+                /* The peer's text, made printable: a log line is not
+                   the place for its control characters. */
+                for (char *c = msg.text; *c; c++)
+                    if ((unsigned char) *c < 0x20 || (unsigned char) *c > 0x7e)
+                        *c = '?';
+                zsys_warning("ZKIT-SUB-REPLAY-ERROR %s: %s (%llu more since the last line)",
+                             link->endpoint, msg.text, (unsigned long long) suppressed);
+            }
+        }
         else
             zkit__sub_bad(a, ZKIT__PUBSUB_BAD_UNEXPECTED, link->endpoint);
         zkit__pubsub_frames_close(&frames);

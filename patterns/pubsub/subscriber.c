@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/actor.h"
+#include "core/ops.h"
 #include "core/socket.h"
 #include "pubsub/subscriber_internal.h"
 
@@ -25,9 +26,13 @@
 
 struct _zkit_subscriber_t {
     zactor_t *actor;
+    zkit__ops_t *ops;
+    zkit__sub_t *state; /* the actor's, set before it signals; read by the ops
+                           callbacks on the actor's thread                  */
 };
 
 typedef struct {
+    zkit_subscriber_t *self;
     const zkit_subscriber_opts_t *opts;
     int rc;
     int err;
@@ -61,6 +66,12 @@ const char *zkit_stream_event_name(zkit_stream_event_kind_t kind)
 void zkit__sub_bad(zkit__sub_t *a, zkit__pubsub_bad_t why, const char *where)
 {
     a->stats.bad++;
+    if ((unsigned) why < ZKIT__PUBSUB_BAD_REASONS_) {
+        if (streq(where, "feed"))
+            a->bad_feed[why]++;
+        else
+            a->bad_replay[why]++;
+    }
     zkit__pubsub_log_bad(&a->last_bad_log, where, why);
 }
 
@@ -228,6 +239,7 @@ static int s_recv_feed(zkit__sub_t *a, zmq_msg_t *topic, zmq_msg_t *envelope)
     zkit__pubsub_frames_t frames;
     if (zkit__pubsub_recv(a->sub, &frames, ZMQ_DONTWAIT) == -1)
         return -1;
+    zkit__traffic_in(&a->feed_traffic, frames.bytes);
     if (frames.count != 2 || frames.dropped) {
         zkit__pubsub_frames_close(&frames);
         zkit__sub_bad(a, ZKIT__PUBSUB_BAD_FRAMES, "feed");
@@ -320,6 +332,8 @@ static void s_handle_pipe(zkit__sub_t *a)
             zkit_subscriber_stats_t st = a->stats;
             st.pending = w.pending;
             st.sources = zkit__gaps_count(a->gaps);
+            st.links = a->nlinks;
+            st.paused = a->paused;
             zkit__actor_reply(a->pipe, &st, sizeof st);
         }
         else
@@ -358,6 +372,89 @@ static void s_handle_pipe(zkit__sub_t *a)
     zmsg_destroy(&msg);
 }
 
+/* ---- the control endpoint --------------------------------------------------------- */
+
+typedef struct {
+    zkit__stats_t *stats;
+    int64_t now_mono;
+    uint64_t now_us;
+} s_peer_walk_t;
+
+static void s_walk_peer(zkit__gaps_stream_t *stream, void *arg)
+{
+    s_peer_walk_t *w = arg;
+    zkit__sub_source_t *source = stream->user;
+    uint64_t ago_us = source && source->heard_ms && w->now_mono > source->heard_ms
+                          ? (uint64_t) (w->now_mono - source->heard_ms) * 1000
+                          : 0;
+    zkit__stats_peer(w->stats, stream->src, strlen(stream->src),
+                     w->now_us > ago_us ? w->now_us - ago_us : 0);
+}
+
+/*  The control endpoint's STATS: every field of zkit_subscriber_stats_t,
+    and each source as a peer (its src, when it was last heard from).      */
+static void s_ops_stats(zkit__stats_t *stats, void *arg)
+{
+    zkit__sub_t *a = ((zkit_subscriber_t *) arg)->state;
+    s_walk_t w = {0};
+    zkit__gaps_foreach(a->gaps, s_walk_position, &w);
+    const zkit_subscriber_stats_t *st = &a->stats;
+    zkit__traffic_report(stats, "feed", &a->feed_traffic);
+    zkit__traffic_report(stats, "replay", &a->replay_traffic);
+    zkit__stats_counter(stats, "received", st->received);
+    zkit__stats_help(stats, "received",
+                     "Data messages read from the SUB socket ([topic][envelope]; messages "
+                     "of another frame count are in messages{socket=\"feed\"} only)");
+    uint64_t live = st->delivered - st->late - st->recovered - st->snapshot - st->untracked;
+    const uint64_t kinds[] = {live, st->late, st->recovered, st->snapshot, st->untracked};
+    for (int i = 0; i < 5; i++)
+        zkit__stats_counter1(stats, "delivered", "kind", s_kind_names[i], kinds[i]);
+    zkit__stats_help(stats, "delivered", "Messages handed to the handler, by how they came");
+    zkit__stats_counter1(stats, "not_delivered", "reason", "duplicate", st->duplicates);
+    zkit__stats_counter1(stats, "not_delivered", "reason", "stale", st->stale);
+    zkit__stats_counter1(stats, "not_delivered", "reason", "filtered", st->filtered);
+    zkit__stats_help(stats, "not_delivered",
+                     "Messages not delivered: seen before, of an older epoch, or fetched for a "
+                     "topic not subscribed to");
+    const zkit__pubsub_metric_t plain[] = {
+        {"gaps", false, st->gaps, "GAP events"},
+        {"missing", false, st->missing, "Seqs that went missing"},
+        {"lost", false, st->lost, "Seqs reported LOST (open-ended ranges not counted)"},
+        {"pending", true, w.pending, "Seqs missing now, recovery not yet settled"},
+        {"restarts", false, st->restarts, "RESTART events"},
+        {"fetches", false, st->fetches, "FETCH requests sent"},
+        {"fetch_timeouts", false, st->fetch_timeouts, "FETCH requests not answered in time"},
+        {"sources", true, zkit__gaps_count(a->gaps), "Sources tracked now"},
+        {"replay_links", true, a->nlinks, "Replay endpoints connected now"},
+        {"paused", true, a->paused, "1 while PAUSEd: the feed is not read"},
+    };
+    zkit__pubsub_metrics(stats, plain, sizeof plain / sizeof plain[0]);
+    zkit__stats_label_t labels[2];
+    for (int i = 0; i < ZKIT__PUBSUB_BAD_REASONS_; i++) {
+        const char *reason = zkit__pubsub_bad_reason((zkit__pubsub_bad_t) i);
+        labels[0] = (zkit__stats_label_t){"socket", "feed"};
+        labels[1] = (zkit__stats_label_t){"reason", reason};
+        zkit__stats_counter_labels(stats, "bad_input", labels, 2, a->bad_feed[i]);
+        labels[0].value = "replay";
+        zkit__stats_counter_labels(stats, "bad_input", labels, 2, a->bad_replay[i]);
+    }
+    zkit__stats_help(stats, "bad_input",
+                     "Messages dropped as malformed: feed (frame count, envelope), replay "
+                     "answers that do not parse");
+    s_peer_walk_t pw = {.stats = stats, .now_mono = zclock_mono(), .now_us = zkit_clock_usec()};
+    zkit__gaps_foreach(a->gaps, s_walk_peer, &pw);
+}
+
+/*  PAUSE stops reading the feed (it waits in the SUB queue, then upstream
+    drops or blocks); RESUME reads it again.                               */
+static zkit__control_result_t s_ops_command(const char *command, const char *args, char *reply,
+                                            size_t reply_size, void *arg)
+{
+    zkit__sub_t *a = ((zkit_subscriber_t *) arg)->state;
+    return zkit__control_pause_resume(command, args, reply, reply_size, &a->paused, "subscriber",
+                                      "reading the feed");
+}
+
 /* ---- the actor ------------------------------------------------------------------- */
 
 static int s_setup(zkit__sub_t *a)
@@ -380,8 +477,8 @@ static int s_setup(zkit__sub_t *a)
         zlistx_add_end(a->subscriptions, (void *) o->topics[i]);
     }
     a->nprefixes = o->topic_count;
-    if ((o->bind && zkit__socket_attach(a->sub, o->bind, true) == -1) ||
-        (o->connect && zkit__socket_attach(a->sub, o->connect, false) == -1))
+    if ((o->bind && zkit__ops_attach(a->ops, a->sub, o->bind, true) == -1) ||
+        (o->connect && zkit__ops_attach(a->ops, a->sub, o->connect, false) == -1))
         return -1;
     if (!(a->gaps = zkit__gaps_new(o->max_sources, o->max_gaps, s_on_gaps_event, a, free)) ||
         !(a->env = zkit_envelope_new()) || !(a->held = zlistx_new()))
@@ -408,6 +505,8 @@ static void s_actor(zsock_t *pipe, void *args)
     memset(&a, 0, sizeof a);
     a.pipe = pipe;
     a.opts = *init->opts;
+    a.ops = init->self->ops;
+    init->self->state = &a;
     init->rc = s_setup(&a);
     init->err = init->rc ? (errno ? errno : EINVAL) : 0;
     /* The caller's arrays are only valid while the constructor waits. */
@@ -424,7 +523,7 @@ static void s_actor(zsock_t *pipe, void *args)
         return;
     }
 
-    zmq_pollitem_t items[2 + ZKIT__SUB_LINKS_MAX];
+    zmq_pollitem_t items[3 + ZKIT__SUB_LINKS_MAX];
     zkit__sub_link_t *polled[ZKIT__SUB_LINKS_MAX];
     int64_t next_tick = zclock_mono() + ZKIT__SUB_TICK_MS;
     while (!a.terminated) {
@@ -436,6 +535,11 @@ static void s_actor(zsock_t *pipe, void *args)
             polled[i] = a.links[i];
             items[n++] = (zmq_pollitem_t){zsock_resolve(a.links[i]->dealer), 0, ZMQ_POLLIN, 0};
         }
+        int control_index = -1;
+        if (zkit__ops_pollitem(a.ops, &items[n]) == 1)
+            control_index = n++;
+        /* Paused: the feed waits in the SUB queue (then upstream drops). */
+        items[1].events = a.paused ? 0 : ZMQ_POLLIN;
         long timeout = -1;
         if (a.in_flight || a.buffering || (a.opts.probe_ms && a.opts.recover)) {
             timeout = (long) (next_tick - zclock_mono());
@@ -452,7 +556,10 @@ static void s_actor(zsock_t *pipe, void *args)
         for (size_t i = 0; i < nlinks; i++)
             if (items[2 + i].revents & ZMQ_POLLIN)
                 zkit__sub_handle_link(&a, polled[i]);
-        if (items[1].revents & ZMQ_POLLIN)
+        if (control_index >= 0 && (items[control_index].revents & ZMQ_POLLIN) &&
+            zkit__ops_serve(a.ops) == -1)
+            break;
+        if (!a.paused && (items[1].revents & ZMQ_POLLIN))
             s_handle_feed(&a);
         if (zclock_mono() >= next_tick) {
             zkit__sub_tick(&a);
@@ -491,23 +598,28 @@ zkit_subscriber_t *zkit_subscriber_new(const zkit_subscriber_opts_t *opts)
         errno = ENOMEM;
         return NULL;
     }
-    s_init_t init = {.opts = opts};
-    self->actor = zactor_new(s_actor, &init);
-    if (!self->actor || init.rc) {
-        int err = self->actor ? init.err : ENOMEM;
-        zactor_destroy(&self->actor);
-        free(self);
-        errno = err;
-        return NULL;
-    }
-    return self;
+    s_init_t init = {.self = self, .opts = opts};
+    zkit__ops_config_t config = {.opts = &opts->ops,
+                                 .component = "subscriber",
+                                 .stats_fn = s_ops_stats,
+                                 .command_fn = s_ops_command,
+                                 .arg = self};
+    if (zkit__pubsub_start(&config, &self->ops, &self->actor, s_actor, &init, &init.rc,
+                           &init.err) == 0)
+        return self;
+    int err = errno;
+    free(self);
+    errno = err;
+    return NULL;
 }
 
 void zkit_subscriber_destroy(zkit_subscriber_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    /* The actor closes the sockets the ops secured before it ends. */
     zactor_destroy(&(*self_p)->actor);
+    zkit__ops_destroy(&(*self_p)->ops);
     free(*self_p);
     *self_p = NULL;
 }
@@ -547,6 +659,11 @@ int zkit_subscriber_subscribe(zkit_subscriber_t *self, const char *prefix)
 int zkit_subscriber_unsubscribe(zkit_subscriber_t *self, const char *prefix)
 {
     return s_subscription(self, "UNSUBSCRIBE", prefix);
+}
+
+const char *zkit_subscriber_control(zkit_subscriber_t *self)
+{
+    return self ? zkit__ops_control_endpoint(self->ops) : NULL;
 }
 
 int zkit_subscriber_stats(zkit_subscriber_t *self, zkit_subscriber_stats_t *stats)

@@ -13,6 +13,9 @@
 #include <czmq.h>
 
 #include "zkit_subscriber.h"
+#include "core/ops.h"
+#include "core/ratelimit.h"
+#include "core/traffic.h"
 #include "pubsub/gaps.h"
 #include "pubsub/protocol.h"
 
@@ -70,6 +73,10 @@ typedef struct {
     size_t nlinks;
     zkit__sub_link_t *default_link; /* the first configured one               */
     zkit_subscriber_stats_t stats;
+    /* Every whole message, malformed ones too: feed (SUB) in; replay (all
+       links together) in, answers, and out, requests.                      */
+    zkit__traffic_t feed_traffic;
+    zkit__traffic_t replay_traffic;
     zkit_envelope_t *env;
     char *topic_buf;
     size_t topic_capacity;
@@ -80,6 +87,11 @@ typedef struct {
     int64_t snapshot_deadline_ms;
     bool links_full_logged;
     bool terminated;
+    bool paused;      /* PAUSE: the feed is not read                        */
+    zkit__ops_t *ops; /* the caller's; NULL-safe                            */
+    uint64_t bad_feed[ZKIT__PUBSUB_BAD_REASONS_];   /* bad, from the feed      */
+    uint64_t bad_replay[ZKIT__PUBSUB_BAD_REASONS_]; /* bad, from replay links  */
+    zkit__ratelimit_t replay_error_log;
     int64_t last_bad_log;
     char prefixes[ZKIT_SUBSCRIBE_MAX][ZKIT_TOPIC_MAX + 1]; /* asked at start */
     size_t nprefixes;

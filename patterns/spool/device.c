@@ -1,11 +1,14 @@
 /*  device.c: the store-and-forward device's life cycle, its actor loop and
     its API (zkit_spool_device.h). The producer side is device_in.c, the
-    consumer side device_out.c.
+    consumer side device_out.c, the control endpoint's callbacks
+    device_ops.c.
 
     One thread owns everything: each turn of the loop reads consumers first
     (their acks free room in the spool), then drains producers into one
     group commit, then hands records to consumers as their credit allows.
     Timers write the cursor and apply retention while the device is idle.
+    The control endpoint (when configured) is served in the same loop, so
+    STATS reads the counters in the thread that writes them.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -50,10 +53,11 @@ void zkit__sdev_msg_close(zkit__sdev_msg_t *msg)
     msg->count = 0;
 }
 
-int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg)
+int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg, zkit__traffic_t *traffic)
 {
     msg->count = 0;
     msg->dropped = false;
+    size_t bytes = 0;
     int flags = ZMQ_DONTWAIT;
     for (;;) {
         zmq_msg_t frame;
@@ -73,39 +77,53 @@ int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg)
         }
         flags = 0;
         bool more = zmq_msg_more(&frame);
+        bytes += zmq_msg_size(&frame);
         if (msg->count < ZKIT__SDEV_PARTS)
             msg->part[msg->count++] = frame;
         else {
             msg->dropped = true;
             zmq_msg_close(&frame);
         }
-        if (!more)
+        if (!more) {
+            if (traffic)
+                zkit__traffic_in(traffic, bytes);
             return 0;
+        }
     }
 }
 
-void zkit__sdev_bad(zkit__sdev_t *self, bool out, zkit_spool_device_bad_t why, int64_t now)
+void zkit__sdev_bad(zkit__sdev_t *self, zkit__sdev_socket_t socket, zkit_spool_device_bad_t why,
+                    int64_t now)
 {
-    (out ? self->stats.bad_out : self->stats.bad_in)[why]++;
+    if (socket == ZKIT__SDEV_OUT)
+        self->stats.bad_out[why]++;
+    else
+        self->stats.bad_in[why]++;
+    if (socket == ZKIT__SDEV_PUSH)
+        self->bad_push[why]++;
     uint64_t suppressed = 0;
     if (zkit__ratelimit(&self->bad_log, now, &suppressed))
         zsys_warning("ZKIT-SPOOL-DEVICE-BADFRAME %s: dropped a %s message: %s (%" PRIu64
                      " more dropped since the last line)",
-                     self->name, out ? "consumer" : "producer", zkit_spool_device_bad_name(why),
-                     suppressed);
+                     self->name, socket == ZKIT__SDEV_OUT ? "consumer" : "producer",
+                     zkit_spool_device_bad_name(why), suppressed);
 }
 
 int zkit__sdev_send(void *router, const void *rid, size_t rid_size, const void *const *data,
-                    const size_t *size, size_t count)
+                    const size_t *size, size_t count, zkit__traffic_t *traffic)
 {
     /* ROUTER_MANDATORY: the first frame fails at once with EHOSTUNREACH when
        the peer is gone, and with EAGAIN when its pipe is full; once it is
        queued the rest of the message always goes. */
     if (zmq_send(router, rid, rid_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
         return -1;
-    for (size_t i = 0; i < count; i++)
+    size_t bytes = rid_size;
+    for (size_t i = 0; i < count; i++) {
         if (zmq_send(router, data[i], size[i], i + 1 < count ? ZMQ_SNDMORE : 0) == -1)
             return -1;
+        bytes += size[i];
+    }
+    zkit__traffic_out(traffic, bytes);
     return 0;
 }
 
@@ -118,7 +136,7 @@ bool zkit__sdev_is(const zmq_msg_t *frame, const char *cmd)
 
 /* ---- the actor ------------------------------------------------------------------- */
 
-static void s_fill_stats(zkit__sdev_t *self)
+void zkit__sdev_fill_stats(zkit__sdev_t *self)
 {
     const zkit__dispatcher_counters_t *c = zkit__dispatcher_counters(self->dispatcher);
     self->stats.requeued = c->requeued;
@@ -128,18 +146,19 @@ static void s_fill_stats(zkit__sdev_t *self)
     for (zkit__sdev_held_t *h = self->held; h; h = h->next)
         held++;
     self->stats.held = held;
+    self->stats.paused = self->paused;
     zkit_spool_stats(self->spool, &self->stats.spool);
 }
 
 static void s_pipe_message(zkit__sdev_t *self)
 {
     zkit__sdev_msg_t msg;
-    if (zkit__sdev_recv(zsock_resolve(self->pipe), &msg))
+    if (zkit__sdev_recv(zsock_resolve(self->pipe), &msg, NULL))
         return;
     if (msg.count >= 1 && zkit__sdev_is(&msg.part[0], "$TERM"))
         self->terminated = true;
     else if (msg.count >= 1 && zkit__sdev_is(&msg.part[0], "STATS")) {
-        s_fill_stats(self);
+        zkit__sdev_fill_stats(self);
         zkit__actor_reply(self->pipe, &self->stats, sizeof self->stats);
     }
     zkit__sdev_msg_close(&msg);
@@ -180,13 +199,14 @@ static void s_actor(zsock_t *pipe, void *args)
         if (self->held && now + S_RETRY_MS < due)
             due = now + S_RETRY_MS;
         bool read_producers = !self->held;
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[5] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
             {self->out, 0, ZMQ_POLLIN, 0},
             {self->in, 0, (short) (read_producers ? ZMQ_POLLIN : 0), 0},
             {self->push, 0, (short) (read_producers ? ZMQ_POLLIN : 0), 0},
         };
         int nitems = self->push ? 4 : 3;
+        int control = zkit__ops_pollitem(self->ops, &items[nitems]) ? nitems++ : -1;
         long timeout = due <= now ? 0 : (long) (due - now);
         if (zmq_poll(items, nitems, timeout) == -1 && errno != EINTR)
             break;
@@ -194,11 +214,15 @@ static void s_actor(zsock_t *pipe, void *args)
             s_pipe_message(self);
         if (self->terminated)
             break;
+        /* Before the data sockets: a STATS or PAUSE is answered even while
+           a flood keeps them busy (serve() takes a bounded batch).         */
+        if (control >= 0 && (items[control].revents & ZMQ_POLLIN) && zkit__ops_serve(self->ops))
+            break;
         now = zclock_mono();
         if (items[1].revents & ZMQ_POLLIN) {
             for (int i = 0; i < S_OUT_BATCH; i++) {
                 zkit__sdev_msg_t msg;
-                if (zkit__sdev_recv(self->out, &msg))
+                if (zkit__sdev_recv(self->out, &msg, &self->traffic_out))
                     break;
                 zkit__sdev_out_message(self, &msg, now);
                 zkit__sdev_msg_close(&msg);
@@ -207,7 +231,7 @@ static void s_actor(zsock_t *pipe, void *args)
         if (self->held)
             zkit__sdev_in_retry(self, now);
         bool producers =
-            (items[2].revents & ZMQ_POLLIN) || (nitems == 4 && (items[3].revents & ZMQ_POLLIN));
+            (items[2].revents & ZMQ_POLLIN) || (self->push && (items[3].revents & ZMQ_POLLIN));
         if (producers && !self->held)
             zkit__sdev_in_burst(self, now);
     }
@@ -216,7 +240,7 @@ static void s_actor(zsock_t *pipe, void *args)
        queued are left: unconfirmed, their producers send them again.     */
     for (int i = 0; i < S_OUT_BATCH; i++) {
         zkit__sdev_msg_t msg;
-        if (zkit__sdev_recv(self->out, &msg))
+        if (zkit__sdev_recv(self->out, &msg, &self->traffic_out))
             break;
         if (msg.count == 3 && zkit__sdev_is(&msg.part[1], "ACK"))
             zkit__sdev_out_message(self, &msg, zclock_mono());
@@ -237,6 +261,8 @@ static void s_state_destroy(zkit__sdev_t **self_p)
     zkit__socket_close(&self->in_sock, 0);
     zkit__socket_close(&self->push_sock, 0);
     zkit__socket_close(&self->out_sock, 0);
+    /* After the sockets it secured (ops.h).                                */
+    zkit__ops_destroy(&self->ops);
     zkit__sdev_out_stop(self);
     zkit__sdev_in_stop(self);
     zkit_spool_destroy(&self->dead_spool);
@@ -309,17 +335,31 @@ err:;
     return NULL;
 }
 
-/* Makes and binds one socket in the caller's thread; the actor takes it
-   over (zactor_new is a full memory barrier).                               */
-static zsock_t *s_socket(int type, const char *endpoints, int sndhwm, char *resolved, size_t size)
+/* Makes, secures and binds one socket in the caller's thread; the actor
+   takes it over (zactor_new is a full memory barrier). maxmsgsize bounds
+   what one peer frame may cost in memory: libzmq drops the connection of
+   a peer that sends more.                                                   */
+static zsock_t *s_socket(zkit__sdev_t *st, int type, const char *endpoints, int sndhwm,
+                         int64_t maxmsgsize, char *resolved, size_t size)
 {
     zkit__socket_opts_t sopts = ZKIT__SOCKET_OPTS_DEFAULT;
     sopts.linger_ms = S_LINGER_MS;
     sopts.sndhwm = sndhwm;
+    sopts.maxmsgsize = maxmsgsize;
     /* MANDATORY: a dead consumer is noticed at the first send to it.
        HANDOVER: a peer reconnecting with a fixed identity takes it.       */
     sopts.router_mandatory = sopts.router_handover = type == ZMQ_ROUTER;
-    return zkit__socket_new_bound(type, &sopts, endpoints, resolved, size);
+    return zkit__ops_socket_new_bound(st->ops, type, &sopts, endpoints, resolved, size);
+}
+
+/* Producers' frames: up to the record limit plus room for a PUT, and at
+   least the default, so a PUT a little above the limit is answered
+   REJECTED TOOBIG rather than cut off.                                      */
+static int64_t s_in_maxmsgsize(const zkit_spool_device_opts_t *opts)
+{
+    zkit__socket_opts_t dflt = ZKIT__SOCKET_OPTS_DEFAULT;
+    int64_t want = (int64_t) opts->spool.max_record + 64 * 1024;
+    return want > dflt.maxmsgsize ? want : dflt.maxmsgsize;
 }
 
 /* ---- API ------------------------------------------------------------------------------ */
@@ -342,20 +382,29 @@ ZKIT_EXPORT zkit_spool_device_t *zkit_spool_device_new(const zkit_spool_device_o
         goto err;
     }
     zkit__sdev_t *st = self->state;
+    st->ops = zkit__ops_new(&(zkit__ops_config_t){.opts = &opts->ops,
+                                                  .component = "spool",
+                                                  .name = opts->name,
+                                                  .stats_fn = zkit__sdev_ops_stats,
+                                                  .command_fn = zkit__sdev_ops_command,
+                                                  .arg = st});
+    if (!st->ops)
+        goto err;
     /* Producers get batched confirmations; consumers their credit of
        deliveries plus heartbeats.                                          */
-    st->in_sock = s_socket(ZMQ_ROUTER, opts->in, 10000, self->in, sizeof self->in);
+    int64_t in_max = s_in_maxmsgsize(opts);
+    st->in_sock = s_socket(st, ZMQ_ROUTER, opts->in, 10000, in_max, self->in, sizeof self->in);
     if (!st->in_sock)
         goto err;
     if (opts->in_push) {
-        st->push_sock =
-            s_socket(ZMQ_PULL, opts->in_push, 1000, self->in_push, sizeof self->in_push);
+        st->push_sock = s_socket(st, ZMQ_PULL, opts->in_push, 1000, in_max, self->in_push,
+                                 sizeof self->in_push);
         if (!st->push_sock)
             goto err;
         st->push = zsock_resolve(st->push_sock);
     }
-    st->out_sock = s_socket(ZMQ_ROUTER, opts->out, 2 * ZKIT__SDEV_CREDIT_MAX + 1000, self->out,
-                            sizeof self->out);
+    st->out_sock = s_socket(st, ZMQ_ROUTER, opts->out, 2 * ZKIT__SDEV_CREDIT_MAX + 1000,
+                            ZKIT__SDEV_OUT_MAXMSG, self->out, sizeof self->out);
     if (!st->out_sock)
         goto err;
     st->in = zsock_resolve(st->in_sock);
@@ -400,6 +449,12 @@ ZKIT_EXPORT const char *zkit_spool_device_in_push(zkit_spool_device_t *self)
 ZKIT_EXPORT const char *zkit_spool_device_out(zkit_spool_device_t *self)
 {
     return self->out;
+}
+
+ZKIT_EXPORT const char *zkit_spool_device_control(zkit_spool_device_t *self)
+{
+    /* Set by the constructor and never changed: no need to ask the actor. */
+    return self && self->state ? zkit__ops_control_endpoint(self->state->ops) : NULL;
 }
 
 ZKIT_EXPORT int zkit_spool_device_stats(zkit_spool_device_t *self, zkit_spool_device_stats_t *stats)

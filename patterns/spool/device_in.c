@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { S_DONE, S_FULL } s_store_t;
+/* DONE: stored, confirmed, rejected or dropped; FULL: nothing done (BLOCK);
+   BAD: not an envelope, nothing done (the caller counts it for its socket). */
+typedef enum { S_DONE, S_FULL, S_BAD } s_store_t;
 
 /* ---- the dedup window ------------------------------------------------------------ */
 
@@ -119,7 +121,7 @@ static void s_reject(zkit__sdev_t *self, const uint8_t *rid, size_t rid_size, co
     snprintf(reason, sizeof reason, "%s: %s", zkit_spool_device_reject_name(why), text);
     const void *data[3] = {"REJECTED", id, reason};
     size_t size[3] = {8, ZKIT_ID_SIZE, strlen(reason)};
-    if (zkit__sdev_send(self->in, rid, rid_size, data, size, 3))
+    if (zkit__sdev_send(self->in, rid, rid_size, data, size, 3, &self->traffic_in))
         self->stats.unroutable++;
 }
 
@@ -194,14 +196,15 @@ static zkit_spool_device_reject_t s_reason(int err, char *text, size_t size, zki
 }
 
 /* Stores one envelope: a PUT when rid_size > 0, else fire-and-forget.
-   Returns S_FULL (nothing done) when the spool is full and the policy is
-   BLOCK; S_DONE otherwise (stored, confirmed, rejected or dropped).         */
+   Returns S_BAD when data is not an envelope, S_FULL (nothing done) when
+   the spool is full and the policy is BLOCK; S_DONE otherwise (stored,
+   confirmed, rejected or dropped).                                          */
 static s_store_t s_store(zkit__sdev_t *self, const uint8_t *rid, size_t rid_size, const void *data,
                          size_t size, int64_t now)
 {
     if (zkit_envelope_decode_bytes(self->env, data, size)) {
-        zkit__sdev_bad(self, false, ZKIT_SPOOL_DEVICE_BAD_ENVELOPE, now);
-        return S_DONE;
+        zkit_envelope_reset(self->env);
+        return S_BAD;
     }
     uint8_t id[ZKIT_ID_SIZE];
     memcpy(id, zkit_envelope_id(self->env), ZKIT_ID_SIZE);
@@ -225,6 +228,7 @@ static s_store_t s_store(zkit__sdev_t *self, const uint8_t *rid, size_t rid_size
     uint64_t seq;
     if (zkit_spool_append_nosync(self->spool, data, size, &seq) == 0) {
         self->stats.stored++;
+        self->stats.stored_bytes += size;
         s_seen_add(self, id, seq);
         if (!self->burst_first)
             self->burst_first = seq;
@@ -314,7 +318,7 @@ static void s_burst_end(zkit__sdev_t *self)
             size_t n = p->count - k < ZKIT__SDEV_IDS_MAX ? p->count - k : ZKIT__SDEV_IDS_MAX;
             const void *data[2] = {"CONFIRMED", p->ids + k * ZKIT_ID_SIZE};
             size_t size[2] = {9, n * ZKIT_ID_SIZE};
-            if (zkit__sdev_send(self->in, p->rid, p->rid_size, data, size, 2))
+            if (zkit__sdev_send(self->in, p->rid, p->rid_size, data, size, 2, &self->traffic_in))
                 self->stats.unroutable += n;
             else
                 self->stats.confirmed += n;
@@ -330,7 +334,7 @@ static void s_burst_end(zkit__sdev_t *self)
 static void s_in_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t now)
 {
     if (msg->count < 2 || msg->dropped) {
-        zkit__sdev_bad(self, false, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+        zkit__sdev_bad(self, ZKIT__SDEV_IN, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         return;
     }
     const uint8_t *rid = zmq_msg_data(&msg->part[0]);
@@ -342,40 +346,52 @@ static void s_in_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t now)
         zmq_msg_size(first) > 0 && ((head[0] & 0xf0) == 0x90 || head[0] == 0xdc || head[0] == 0xdd);
     zmq_msg_t *body = NULL;
     if (envelope && msg->count == 2) {
-        self->stats.pushes++;
         rid_size = 0;
         body = first;
     }
     else if (zkit__sdev_is(first, "PUT")) {
         if (msg->count != 3) {
-            zkit__sdev_bad(self, false, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_IN, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
             return;
         }
-        self->stats.puts++;
         body = &msg->part[2];
     }
     else {
-        zkit__sdev_bad(self, false,
+        zkit__sdev_bad(self, ZKIT__SDEV_IN,
                        envelope ? ZKIT_SPOOL_DEVICE_BAD_FRAMES : ZKIT_SPOOL_DEVICE_BAD_COMMAND,
                        now);
         return;
     }
     const void *data = zmq_msg_data(body);
     size_t size = zmq_msg_size(body);
-    if (s_store(self, rid, rid_size, data, size, now) == S_FULL)
+    s_store_t done = s_store(self, rid, rid_size, data, size, now);
+    if (done == S_BAD) {
+        zkit__sdev_bad(self, ZKIT__SDEV_IN, ZKIT_SPOOL_DEVICE_BAD_ENVELOPE, now);
+        return;
+    }
+    if (rid_size)
+        self->stats.puts++;
+    else
+        self->stats.pushes++;
+    if (done == S_FULL)
         s_hold(self, rid, rid_size, data, size, now);
 }
 
 static void s_push_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t now)
 {
     if (msg->count != 1 || msg->dropped) {
-        zkit__sdev_bad(self, false, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+        zkit__sdev_bad(self, ZKIT__SDEV_PUSH, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+        return;
+    }
+    const void *data = zmq_msg_data(&msg->part[0]);
+    size_t size = zmq_msg_size(&msg->part[0]);
+    s_store_t done = s_store(self, NULL, 0, data, size, now);
+    if (done == S_BAD) {
+        zkit__sdev_bad(self, ZKIT__SDEV_PUSH, ZKIT_SPOOL_DEVICE_BAD_ENVELOPE, now);
         return;
     }
     self->stats.pushes++;
-    const void *data = zmq_msg_data(&msg->part[0]);
-    size_t size = zmq_msg_size(&msg->part[0]);
-    if (s_store(self, NULL, 0, data, size, now) == S_FULL)
+    if (done == S_FULL)
         s_hold(self, NULL, 0, data, size, now);
 }
 
@@ -387,7 +403,7 @@ void zkit__sdev_in_burst(zkit__sdev_t *self, int64_t now)
     while (n < self->opts.burst && (more_in || more_push) && !self->held) {
         zkit__sdev_msg_t msg;
         if (more_in) {
-            if (zkit__sdev_recv(self->in, &msg))
+            if (zkit__sdev_recv(self->in, &msg, &self->traffic_in))
                 more_in = false;
             else {
                 s_in_message(self, &msg, now);
@@ -396,7 +412,7 @@ void zkit__sdev_in_burst(zkit__sdev_t *self, int64_t now)
             }
         }
         if (more_push && !self->held) {
-            if (zkit__sdev_recv(self->push, &msg))
+            if (zkit__sdev_recv(self->push, &msg, &self->traffic_push))
                 more_push = false;
             else {
                 s_push_message(self, &msg, now);

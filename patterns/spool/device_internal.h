@@ -1,8 +1,9 @@
 /*  device_internal.h (internal): the spool device's state, shared by
     device.c (life cycle, the actor loop, the API), device_in.c (producers:
-    PUT, dedup, group commit, confirmations) and device_out.c (consumers:
-    credit, delivery, acks, dead letters). Everything here is owned by the
-    actor's thread once the device runs.
+    PUT, dedup, group commit, confirmations), device_out.c (consumers:
+    credit, delivery, acks, dead letters) and device_ops.c (the control
+    endpoint: STATS, PAUSE, RESUME). Everything here is owned by the actor's
+    thread once the device runs.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -14,17 +15,25 @@
 #include <czmq.h>
 
 #include "core/ratelimit.h"
+#include "core/traffic.h"
 #include "zkit_envelope.h"
 #include "zkit_spool_device.h"
 
 #include "core/dispatcher.h"
 #include "core/idtable.h"
+#include "core/ops.h"
 
 #define ZKIT__SDEV_NAME_MAX   64
 #define ZKIT__SDEV_PARTS      4    /* frames of the longest valid message, routing id included */
 #define ZKIT__SDEV_IDS_MAX    1024 /* ids in one CONFIRMED or ACK frame */
 #define ZKIT__SDEV_CREDIT_MAX 10000
 #define ZKIT__SDEV_REASON_MAX 200 /* bytes of a REJECTED reason */
+/* Largest frame a consumer has a reason to send: an ACK of IDS_MAX ids.
+   Anything bigger is hostile; libzmq drops the connection at once.        */
+#define ZKIT__SDEV_OUT_MAXMSG (64 * 1024)
+
+/*  The device's bound sockets, for counting bad input per socket.          */
+typedef enum { ZKIT__SDEV_IN = 0, ZKIT__SDEV_PUSH, ZKIT__SDEV_OUT } zkit__sdev_socket_t;
 
 /*  A received message: up to ZKIT__SDEV_PARTS frames; more are read to the
     end and dropped (dropped set).                                           */
@@ -87,6 +96,12 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *in_sock, *push_sock, *out_sock;
     void *in, *push, *out;
+    /* what crossed each of them (core/traffic.h), reported on STATS as
+       sockets "in", "in_push" and "out"                                    */
+    zkit__traffic_t traffic_in, traffic_push, traffic_out;
+    /* security and the control endpoint; destroyed after the sockets      */
+    zkit__ops_t *ops;
+    bool paused; /* PAUSE: no delivery; producers are still stored        */
     /* the log */
     zkit_spool_t *spool;
     zkit_spool_t *dead_spool;
@@ -116,23 +131,31 @@ typedef struct {
     uint64_t hash_seed;
     zkit__ratelimit_t bad_log, dead_log, push_log;
     zkit_spool_device_stats_t stats;
+    /* of stats.bad_in, the ones that came on the PULL socket              */
+    uint64_t bad_push[ZKIT_SPOOL_DEVICE_BAD_REASONS_];
     bool terminated;
 } zkit__sdev_t;
 
 /* ---- device.c ------------------------------------------------------------------ */
 
-/*  Receives one whole message without waiting. Returns 0, or -1 with errno
-    (EAGAIN: nothing waiting).                                                */
-int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg);
+/*  Receives one whole message without waiting and counts it (every frame,
+    dropped ones too) in traffic unless that is NULL (the pipe). Returns 0,
+    or -1 with errno (EAGAIN: nothing waiting).                               */
+int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg, zkit__traffic_t *traffic);
 void zkit__sdev_msg_close(zkit__sdev_msg_t *msg);
 
-/*  Counts a dropped message and logs it (rate-limited).                     */
-void zkit__sdev_bad(zkit__sdev_t *self, bool out, zkit_spool_device_bad_t why, int64_t now);
+/*  Counts a message dropped on socket and logs it (rate-limited).          */
+void zkit__sdev_bad(zkit__sdev_t *self, zkit__sdev_socket_t socket, zkit_spool_device_bad_t why,
+                    int64_t now);
+
+/*  Brings the gauges of self->stats (queue, held, the spool's) up to date. */
+void zkit__sdev_fill_stats(zkit__sdev_t *self);
 
 /*  Sends frames (count of them, each data/size) to a ROUTER peer, without
-    waiting. Returns 0, or -1 with errno (EHOSTUNREACH: the peer is gone).    */
+    waiting, and counts the message (the routing id frame included) in
+    traffic. Returns 0, or -1 with errno (EHOSTUNREACH: the peer is gone).    */
 int zkit__sdev_send(void *router, const void *rid, size_t rid_size, const void *const *data,
-                    const size_t *size, size_t count);
+                    const size_t *size, size_t count, zkit__traffic_t *traffic);
 
 /*  True when the frame is the command word cmd.                              */
 bool zkit__sdev_is(const zmq_msg_t *frame, const char *cmd);
@@ -165,5 +188,16 @@ int64_t zkit__sdev_out_work(zkit__sdev_t *self, int64_t now);
 
 /*  Makes the reader look for new records again (after a burst).            */
 void zkit__sdev_out_wake(zkit__sdev_t *self);
+
+/*  Adds the current consumers, with when each was last heard from, to the
+    STATS peers.                                                              */
+void zkit__sdev_out_peers(zkit__sdev_t *self, zkit__stats_t *stats);
+
+/* ---- device_ops.c -------------------------------------------------------------- */
+
+/*  The control endpoint's callbacks (core/control.h); arg is the state.   */
+void zkit__sdev_ops_stats(zkit__stats_t *stats, void *arg);
+zkit__control_result_t zkit__sdev_ops_command(const char *command, const char *args, char *reply,
+                                              size_t reply_size, void *arg);
 
 #endif

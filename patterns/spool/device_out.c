@@ -138,7 +138,7 @@ static int s_command(zkit__sdev_t *self, const void *rid, size_t size, const cha
 {
     const void *data[1] = {cmd};
     size_t len[1] = {strlen(cmd)};
-    return zkit__sdev_send(self->out, rid, size, data, len, 1);
+    return zkit__sdev_send(self->out, rid, size, data, len, 1, &self->traffic_out);
 }
 
 static void s_heartbeat(zkit__sdev_t *self, int64_t now)
@@ -219,7 +219,7 @@ static void s_ack(zkit__sdev_t *self, const void *rid, size_t rid_size, const zm
 void zkit__sdev_out_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t now)
 {
     if (msg->count < 2 || msg->dropped) {
-        zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+        zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         return;
     }
     const void *rid = zmq_msg_data(&msg->part[0]);
@@ -230,16 +230,16 @@ void zkit__sdev_out_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t n
     if (zkit__sdev_is(cmd, "READY")) {
         uint32_t credit;
         if (fields != 1)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         else if (!s_parse_credit(&msg->part[2], &credit))
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
         else
             s_consumer_ready(self, rid, rid_size, credit, now);
         return;
     }
     if (zkit__sdev_is(cmd, "HEARTBEAT")) {
         if (fields != 0)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         else if (zkit__dispatcher_peer_seen(self->dispatcher, rid, rid_size, now)) {
             self->stats.unknown_consumer++;
             s_command(self, rid, rid_size, "DISCONNECT");
@@ -248,9 +248,9 @@ void zkit__sdev_out_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t n
     }
     if (zkit__sdev_is(cmd, "ACK")) {
         if (fields != 1)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         else if (!s_id_list(&msg->part[2]))
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
         else {
             /* An ack retires its record whoever sends it: the work was done.
                A stranger is told to register again.                         */
@@ -264,9 +264,9 @@ void zkit__sdev_out_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t n
     }
     if (zkit__sdev_is(cmd, "NACK")) {
         if (fields != 1)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         else if (zmq_msg_size(&msg->part[2]) != ZKIT_ID_SIZE)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FIELD, now);
         else if (zkit__dispatcher_nack(self->dispatcher, rid, rid_size, zmq_msg_data(&msg->part[2]),
                                        now) == 0)
             self->stats.nacks++;
@@ -276,14 +276,14 @@ void zkit__sdev_out_message(zkit__sdev_t *self, zkit__sdev_msg_t *msg, int64_t n
     }
     if (zkit__sdev_is(cmd, "DISCONNECT")) {
         if (fields != 0)
-            zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
+            zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_FRAMES, now);
         else if (known)
             s_consumer_gone(self, rid, rid_size, now, "said DISCONNECT");
         else
             self->stats.unknown_consumer++;
         return;
     }
-    zkit__sdev_bad(self, true, ZKIT_SPOOL_DEVICE_BAD_COMMAND, now);
+    zkit__sdev_bad(self, ZKIT__SDEV_OUT, ZKIT_SPOOL_DEVICE_BAD_COMMAND, now);
 }
 
 /* ---- records in ---------------------------------------------------------------------- */
@@ -381,7 +381,8 @@ void zkit__sdev_out_wake(zkit__sdev_t *self)
 
 /* ---- records out --------------------------------------------------------------------- */
 
-/* Sends [DELIVER][envelope] with meta att = attempts. Returns 0 or -1.    */
+/* Sends [DELIVER][envelope] with meta att = attempts and counts it.
+   Returns 0 or -1.                                                          */
 static int s_deliver(zkit__sdev_t *self, const zkit__dispatcher_job_t *job)
 {
     const zkit__sdev_record_t *r = job->payload;
@@ -395,6 +396,7 @@ static int s_deliver(zkit__sdev_t *self, const zkit__dispatcher_job_t *job)
         errno = ENOMEM;
         return -1;
     }
+    size_t bytes = zmq_msg_size(&frame);
     if (zmq_send(self->out, job->peer, job->peer_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
         zmq_send(self->out, "DELIVER", 7, ZMQ_SNDMORE) == -1 ||
         zmq_msg_send(&frame, self->out, 0) == -1) {
@@ -403,11 +405,21 @@ static int s_deliver(zkit__sdev_t *self, const zkit__dispatcher_job_t *job)
         errno = err;
         return -1;
     }
+    self->stats.delivered++;
+    self->stats.delivered_bytes += bytes;
+    zkit__traffic_out(&self->traffic_out, job->peer_size + strlen("DELIVER") + bytes);
     return 0;
 }
 
 static void s_dispatch(zkit__sdev_t *self, int64_t now)
 {
+    if (self->paused) {
+        /* Nothing new goes out; what is in flight still times out, and
+           silent consumers are still presumed dead.                       */
+        zkit__dispatcher_tick(self->dispatcher, now);
+        s_consumers_expired(self);
+        return;
+    }
     zkit__dispatcher_job_t job;
     while (zkit__dispatcher_next(self->dispatcher, now, &job)) {
         if (((zkit__sdev_record_t *) job.payload)->retired) {
@@ -416,10 +428,8 @@ static void s_dispatch(zkit__sdev_t *self, int64_t now)
             free(payload);
             continue;
         }
-        if (s_deliver(self, &job) == 0) {
-            self->stats.delivered++;
+        if (s_deliver(self, &job) == 0)
             continue;
-        }
         uint8_t rid[ZKIT__DISPATCHER_PEER_MAX];
         uint8_t id[ZKIT_ID_SIZE];
         size_t size = job.peer_size;
@@ -507,6 +517,25 @@ int64_t zkit__sdev_out_work(zkit__sdev_t *self, int64_t now)
     if (!self->reader_done && self->reader_retry > now && self->reader_retry < due)
         due = self->reader_retry;
     return due;
+}
+
+/* ---- STATS ----------------------------------------------------------------------------- */
+
+void zkit__sdev_out_peers(zkit__sdev_t *self, zkit__stats_t *stats)
+{
+    /* The dispatcher keeps a monotonic time; STATS wants the wall clock.  */
+    int64_t mono = zclock_mono();
+    uint64_t wall = zkit_clock_usec();
+    for (zkit__sdev_consumer_t *c = self->list.next; c != &self->list; c = c->next) {
+        zkit__dispatcher_peer_info_t info;
+        if (zkit__dispatcher_peer_info(self->dispatcher, c->rid, c->size, &info))
+            continue;
+        uint64_t ago_us =
+            info.last_seen_ms < mono ? (uint64_t) (mono - info.last_seen_ms) * 1000 : 0;
+        if (zkit__stats_peer(stats, c->rid, c->size, wall > ago_us ? wall - ago_us : 0) &&
+            errno != ENOSPC)
+            return;
+    }
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */

@@ -28,6 +28,7 @@ import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 from zkit_testlib import (  # noqa: E402
+    ZkitProcess,
     ZmqPeer,
     assert_silent,
     envelope,
@@ -38,7 +39,9 @@ from zkit_testlib import (  # noqa: E402
     run_zkit,
     send_frames,
     unpack_envelope,
+    wait_for,
     zkit_cat,
+    zkit_stats,
 )
 
 BAD_RE = re.compile(r"^zkit cat: bad frame \((\d+) bytes\): (.+?): (.+)$")
@@ -588,6 +591,64 @@ def test_quiet_prints_only_the_summary():
         assert p.stderr_lines() == ["zkit cat: 1 bad frames in total, 1 not shown"], p.stderr()
 
 
+def test_curve_between_two_cats():
+    """CURVE: a pull that binds with an allow-list takes an allowed push and
+    nothing from an unlisted key or a plaintext push; one socket cannot both
+    bind and connect when secured."""
+    with tempfile.TemporaryDirectory() as tmp:
+        allow = os.path.join(tmp, "allow")
+        os.mkdir(allow)
+        for name in ("server", "alice", "mallory"):
+            rc, _, err = run_zkit(["keygen", name, "--dir", tmp])
+            assert rc == 0, err
+        os.rename(os.path.join(tmp, "alice"), os.path.join(allow, "alice"))
+        key = lambda name: os.path.join(tmp, name)  # noqa: E731
+        pull = zkit_cat("--pull", "--bind", "tcp://127.0.0.1:*", "--format", "raw",
+                        "--curve-secret", key("server_secret"), "--curve-allow", allow)
+        ep = pull.wait_bound()
+        refused = [
+            zkit_cat("--push", "--connect", ep, "--data", "mallory", "--timeout", "1500",
+                     "--curve-secret", key("mallory_secret"), "--curve-server", key("server")),
+            zkit_cat("--push", "--connect", ep, "--data", "plaintext", "--timeout", "1500"),
+        ]
+        alice = zkit_cat("--push", "--connect", ep, "--data", "alice",
+                         "--curve-secret", key("alice_secret"), "--curve-server", key("server"))
+        assert alice.wait() == 0, alice.stderr()
+        assert pull.wait_stdout_lines(1) == [b"alice"]
+        # The refused senders never get a session (libzmq drops what they
+        # queued once the server refuses the handshake, or at --timeout).
+        # Once they have exited their message can no longer arrive.
+        for p in refused:
+            p.wait()
+        assert pull.stdout() == b"alice\n", pull.stdout()
+        rc, _, err = run_zkit(["cat", "--pull", "--bind", "tcp://127.0.0.1:*", "--connect",
+                               ep, "--curve-secret", key("server_secret"),
+                               "--curve-allow", allow])
+        assert rc == 2 and "CURVE server and a client" in err, (rc, err)
+
+
+def test_reliable_push_sends_what_a_pipe_has_so_far():
+    """A reliable push reading a pipe sends each line as it arrives: with its
+    input momentarily empty it keeps sending, confirming and resending
+    instead of blocking on the next line (a stdio getline in the loop froze
+    everything already read until more input came)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dev = ZkitProcess(["spool", "--in", "tcp://127.0.0.1:*", "--out", "tcp://127.0.0.1:*",
+                           "--dir", tmp, "--control", "tcp://127.0.0.1:*"])
+        in_ep = dev.wait_bound()
+        control = dev.wait_stderr(r"^zkit spool: control (\S+)$").group(1)
+        # A window larger than the input: the producer asks for more lines.
+        prod = zkit_cat("--push", "--reliable", "--connect", in_ep, "--file", "-",
+                        "--window", "100", stdin=True)
+        prod.write_stdin(b"one\ntwo\nthree\n")
+        wait_for(lambda: zkit_stats(control)["counters"].get("stored") == 3, what="3 stored")
+        prod.write_stdin(b"four\nfive")  # the last line without its newline
+        wait_for(lambda: zkit_stats(control)["counters"].get("stored") == 4, what="4 stored")
+        prod.write_stdin(b"\n", close=True)
+        assert prod.wait() == 0, prod.stderr()
+        assert zkit_stats(control)["counters"]["stored"] == 5
+
+
 TESTS = [
     test_push_delivers_before_and_after_receiver_binds,
     test_pull_skips_garbage_and_prints_valid,
@@ -612,6 +673,8 @@ TESTS = [
     test_sigint_stops_receiver_and_lingering_sender,
     test_bad_frame_lines_are_capped,
     test_quiet_prints_only_the_summary,
+    test_curve_between_two_cats,
+    test_reliable_push_sends_what_a_pipe_has_so_far,
 ]
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@
 # file, You can obtain one at http://mozilla.org/MPL/2.0/.
 
 import json
-import math
 import os
 import re
 import select
@@ -38,6 +37,7 @@ from zkit_testlib import (  # noqa: E402
     TestTimeout,
     ZkitProcess,
     ZmqPeer,
+    parse_prometheus,
     run_tests,
     run_zkit,
 )
@@ -216,69 +216,6 @@ def test_stats_json():
             del obj[key], want[key]
         want["counters"]["requests"] = 1
         assert obj == want, obj
-
-
-# A strict reader of the Prometheus text exposition format (version 0.0.4):
-# what node_exporter's textfile collector accepts, and a little more strict.
-METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
-LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
-VALUE = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN"
-SAMPLE_RE = re.compile(r"^(%s)(?:\{((?:%s=%s)(?:,%s=%s)*)\})? (%s)$" % (
-    METRIC_NAME, LABEL_NAME, LABEL_VALUE, LABEL_NAME, LABEL_VALUE, VALUE))
-LABEL_RE = re.compile(r"(%s)=(%s)" % (LABEL_NAME, LABEL_VALUE))
-HELP_RE = re.compile(r"^# HELP (%s) ((?:[^\\\n]|\\[\\n])*)$" % METRIC_NAME)
-TYPE_RE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % METRIC_NAME)
-
-
-def unescape(text):
-    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), text)
-
-
-def parse_prometheus(text):
-    """Returns {family: {"help", "type", "samples": {labels tuple: value}}};
-    fails on any line that does not follow the grammar or the rules."""
-    assert text.endswith("\n"), "the last line must end with a newline"
-    families, current, closed = {}, None, set()
-    for number, line in enumerate(text[:-1].split("\n"), 1):
-        where = "line %d: %r" % (number, line)
-        m = HELP_RE.match(line)
-        if m:
-            name = m.group(1)
-            assert name not in families, "second HELP for " + where
-            if current:
-                closed.add(current)
-            current = name
-            families[name] = {"help": unescape(m.group(2)), "type": None, "samples": {}}
-            continue
-        m = TYPE_RE.match(line)
-        if m:
-            assert m.group(1) == current and families[current]["type"] is None, where
-            assert not families[current]["samples"], "TYPE after samples: " + where
-            families[current]["type"] = m.group(2)
-            continue
-        m = SAMPLE_RE.match(line)
-        assert m, "not a HELP, TYPE or sample line: " + where
-        name = m.group(1)
-        assert name == current, "sample outside its family (or family reopened): " + where
-        assert name not in closed, where
-        family = families[name]
-        assert family["type"] in ("counter", "gauge"), where
-        labels = tuple((k, unescape(v[1:-1])) for k, v in LABEL_RE.findall(m.group(2) or ""))
-        names = [k for k, _ in labels]
-        assert len(set(names)) == len(names), "repeated label: " + where
-        assert not any(k.startswith("__") for k in names), where
-        key = tuple(sorted(labels))
-        assert key not in family["samples"], "repeated series: " + where
-        value = float(m.group(3))
-        if family["type"] == "counter":
-            assert name.endswith("_total"), "counter without _total: " + where
-            assert value >= 0 and not math.isnan(value), where
-        family["samples"][key] = value
-    for name, family in families.items():
-        assert name.startswith("zkit_"), name
-        assert family["type"], "no TYPE for " + name
-    return families
 
 
 def test_stats_prometheus():

@@ -16,15 +16,14 @@ import os
 import random
 import re
 import select
-import shutil
 import signal
 import string
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from pipeline_lib import Workdir  # noqa: E402
 from zkit_testlib import (  # noqa: E402
     TestTimeout,
     ZkitProcess,
@@ -44,21 +43,6 @@ HEARTBEAT = ["--heartbeat", "250", "--liveness", "4"]
 RUN_TIMEOUT = 90.0
 PROGRESS_RE = r"^zkit sink: progress (\d+)/(\d+|\?)"
 SQUARE = "read x; echo $((x*x))"
-
-
-class Workdir:
-    """A temporary directory removed when the test ends."""
-
-    def __enter__(self):
-        self.path = tempfile.mkdtemp(prefix="zkit-pipeline-")
-        return self
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.path, ignore_errors=True)
-        return False
-
-    def file(self, name):
-        return os.path.join(self.path, name)
 
 
 def start_sink(output, *extra):

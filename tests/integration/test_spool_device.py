@@ -41,30 +41,24 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from zkit_testlib import (Deadline, ZkitProcess, ZmqPeer, envelope,  # noqa: E402
+from zkit_testlib import (SLOW, Deadline, ZkitProcess, ZmqPeer, envelope,  # noqa: E402
                           free_tcp_port, recv_frames, run_tests, run_zkit, unpack_envelope,
                           wait_for, zkit_bin, zkit_cat, zmq)
 
-
-
-def _sanitized():
-    """True when the zkit program is an ASan build (slower: longer deadlines)."""
-    try:
-        out = subprocess.run(["ldd", zkit_bin()], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return b"libasan" in out
-
-
-SLOW = 3.0 if _sanitized() else 1.0
 _tmpdirs = []
 
 
-def tmpdir():
-    d = tempfile.mkdtemp(prefix="zkit-spooldev-")
+def tmpdir(prefix="zkit-spooldev-"):
+    """A fresh directory, removed by remove_tmpdirs() (shared with
+    test_spool_ops.py)."""
+    d = tempfile.mkdtemp(prefix=prefix)
     _tmpdirs.append(d)
     return d
+
+
+def remove_tmpdirs():
+    while _tmpdirs:
+        shutil.rmtree(_tmpdirs.pop(), ignore_errors=True)
 
 
 # ---- the device ------------------------------------------------------------------
@@ -803,6 +797,5 @@ if __name__ == "__main__":
     try:
         rc = run_tests(TESTS, deadline=180.0 * SLOW)
     finally:
-        for path in _tmpdirs:
-            shutil.rmtree(path, ignore_errors=True)
+        remove_tmpdirs()
     sys.exit(rc)

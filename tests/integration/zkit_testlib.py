@@ -19,6 +19,16 @@
 #                 ZKIT_BIN_DIR or beside ZKIT_BIN
 #   children_of   the processes a process started (to check for zombies)
 #   processes_running  processes with an exact command line (stragglers)
+#   zkit_stats    one STATS round from a control endpoint (`zkit stats --format
+#                 json`), and metric() to read a sample out of it
+#   parse_prometheus  a strict reader of the text exposition format
+#   rss_kib       a process's resident memory
+#   SLOW          1, or 3 when the zkit program is an ASan build: scale waits
+#   flood_env     ASAN_OPTIONS for a device whose memory a test measures
+#   keygen        `zkit keygen` some names; curve_client: a python socket
+#                 as a CURVE client with one of those keys
+#   flood_garbage send a mix of malformed messages (random bytes, wrong frame
+#                 counts, empty, truncated MessagePack, oversized) to a socket
 #
 # Run the suites with /usr/bin/python3 (Debian's, which has zmq and msgpack).
 #
@@ -26,7 +36,10 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at http://mozilla.org/MPL/2.0/.
 
+import json
+import math
 import os
+import random
 import re
 import signal
 import socket
@@ -39,6 +52,7 @@ import traceback
 try:
     import msgpack
     import zmq
+    import zmq.auth
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write("zkit_testlib: %s; run the tests with /usr/bin/python3\n" % exc)
     raise
@@ -533,3 +547,198 @@ def run_tests(tests, deadline=60.0, argv=None):
         signal.signal(signal.SIGALRM, old)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 0 if failed == 0 and passed > 0 else 1
+
+
+# ---- operating: stats, memory, hostile input --------------------------------------
+
+
+def zkit_stats(endpoint, *extra, timeout=DEFAULT_TIMEOUT):
+    """One STATS round from a device's control endpoint, through the real
+    `zkit stats EP --format json`; returns the decoded map."""
+    rc, out, err = run_zkit(["stats", endpoint, "--format", "json"] + list(extra), timeout)
+    assert rc == 0, "zkit stats %s: exit %s: %s" % (endpoint, rc, err)
+    lines = out.decode().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+def metric(stats, name, **labels):
+    """The value of one sample of a counter or gauge in a STATS map, following
+    the label levels in the order given (metric(s, "msgs", socket="in")); 0
+    when the metric or the sample is absent (counters start absent)."""
+    tree = stats["counters"].get(name, stats["gauges"].get(name))
+    for label, value in labels.items():
+        if tree is None:
+            return 0
+        assert isinstance(tree, dict) and list(tree) == [label], (name, label, tree)
+        tree = tree[label].get(value)
+    if tree is None:
+        return 0
+    assert isinstance(tree, int), (name, labels, tree)
+    return tree
+
+
+def sanitized():
+    """True when the zkit program is an AddressSanitizer build (much slower:
+    tests scale their deadlines by SLOW)."""
+    try:
+        out = subprocess.run(["ldd", zkit_bin()], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=10).stdout
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return False
+    return b"libasan" in out
+
+
+SLOW = 3.0 if sanitized() else 1.0
+
+
+def flood_env():
+    """The environment for a device whose memory growth a test bounds: under
+    ASan, freed memory sits in a quarantine (256 MiB by default) and reads as
+    growth; 1 MiB keeps the bound meaningful. Pass as ZkitProcess(env=...)."""
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    return {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=1"}
+
+
+def keygen(directory, *names):
+    """Runs `zkit keygen NAME --dir directory` for each name (files NAME and
+    NAME_secret); returns {name: (public, secret)} as zmq.auth loads them."""
+    keys = {}
+    for name in names:
+        rc, _, err = run_zkit(["keygen", name, "--dir", directory])
+        assert rc == 0, err
+        keys[name] = zmq.auth.load_certificate(os.path.join(directory, name + "_secret"))
+    return keys
+
+
+def curve_client(sock, keys, server_public):
+    """Makes python socket sock a CURVE client: keys = (public, secret) of its
+    own certificate, server_public the server's public key (bytes, Z85)."""
+    sock.curve_publickey, sock.curve_secretkey = keys
+    sock.curve_serverkey = server_public
+
+
+def rss_kib(pid):
+    """The resident set size of process pid, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+GARBAGE_KINDS = ("random", "empty", "many_frames", "truncated_msgpack", "not_envelope",
+                 "unknown_command", "oversized")
+
+
+def garbage_message(rng, kind, oversize=0):
+    """One malformed multipart message (a list of frames) of the given kind.
+    "unknown_command" is garbage for most sockets, but [x, "", y] is a valid
+    request with an address frame for a ROUTER device that accepts address
+    stacks (the balancer's frontend): leave that kind out there."""
+    if kind == "random":
+        return [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64)))]
+    if kind == "empty":
+        return [b""]
+    if kind == "many_frames":
+        return [b"x"] * rng.randint(3, 40)
+    if kind == "truncated_msgpack":
+        whole = msgpack.packb([1, b"\x00" * 16, 1, 0, {}, b"body"], use_bin_type=True)
+        return [whole[: rng.randint(1, len(whole) - 1)]]
+    if kind == "not_envelope":
+        return [msgpack.packb({"hello": "world"}), b"trailing"]
+    if kind == "unknown_command":
+        return [b"\xff\xfeNOPE", b"", b"ZZZZ"]
+    if kind == "oversized":
+        return [b"o" * oversize]
+    raise ValueError(kind)
+
+
+def flood_garbage(sock, count, seed=1, kinds=GARBAGE_KINDS, oversize=0, timeout=60.0):
+    """Sends count malformed messages on sock (connected to the device), a
+    deterministic mix of kinds; "oversized" only when oversize > 0 (a frame
+    above the device's ZMQ_MAXMSGSIZE: libzmq drops the connection, the
+    socket reconnects). Blocks at the high-water mark like any sender, up to
+    timeout in all. Returns {kind: messages sent}."""
+    rng = random.Random(seed)
+    kinds = [k for k in kinds if k != "oversized" or oversize > 0]
+    sent = dict.fromkeys(kinds, 0)
+    deadline = Deadline(timeout)
+    sock.setsockopt(zmq.SNDTIMEO, 1000)
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        frames = garbage_message(rng, kind, oversize)
+        while True:
+            try:
+                sock.send_multipart(frames)
+                break
+            except zmq.Again:
+                if deadline.expired():
+                    raise TestTimeout("flood_garbage: the device stopped reading after %d" % i)
+        sent[kind] += 1
+    return sent
+
+
+# A strict reader of the Prometheus text exposition format (version 0.0.4):
+# what node_exporter's textfile collector accepts, and a little more strict.
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+VALUE = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN"
+SAMPLE_RE = re.compile(r"^(%s)(?:\{((?:%s=%s)(?:,%s=%s)*)\})? (%s)$" % (
+    METRIC_NAME, LABEL_NAME, LABEL_VALUE, LABEL_NAME, LABEL_VALUE, VALUE))
+LABEL_RE = re.compile(r"(%s)=(%s)" % (LABEL_NAME, LABEL_VALUE))
+HELP_RE = re.compile(r"^# HELP (%s) ((?:[^\\\n]|\\[\\n])*)$" % METRIC_NAME)
+TYPE_RE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % METRIC_NAME)
+
+
+def unescape(text):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), text)
+
+
+def parse_prometheus(text):
+    """Returns {family: {"help", "type", "samples": {labels tuple: value}}};
+    fails on any line that does not follow the grammar or the rules."""
+    assert text.endswith("\n"), "the last line must end with a newline"
+    families, current, closed = {}, None, set()
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        where = "line %d: %r" % (number, line)
+        m = HELP_RE.match(line)
+        if m:
+            name = m.group(1)
+            assert name not in families, "second HELP for " + where
+            if current:
+                closed.add(current)
+            current = name
+            families[name] = {"help": unescape(m.group(2)), "type": None, "samples": {}}
+            continue
+        m = TYPE_RE.match(line)
+        if m:
+            assert m.group(1) == current and families[current]["type"] is None, where
+            assert not families[current]["samples"], "TYPE after samples: " + where
+            families[current]["type"] = m.group(2)
+            continue
+        m = SAMPLE_RE.match(line)
+        assert m, "not a HELP, TYPE or sample line: " + where
+        name = m.group(1)
+        assert name == current, "sample outside its family (or family reopened): " + where
+        assert name not in closed, where
+        family = families[name]
+        assert family["type"] in ("counter", "gauge"), where
+        labels = tuple((k, unescape(v[1:-1])) for k, v in LABEL_RE.findall(m.group(2) or ""))
+        names = [k for k, _ in labels]
+        assert len(set(names)) == len(names), "repeated label: " + where
+        assert not any(k.startswith("__") for k in names), where
+        key = tuple(sorted(labels))
+        assert key not in family["samples"], "repeated series: " + where
+        value = float(m.group(3))
+        if family["type"] == "counter":
+            assert name.endswith("_total"), "counter without _total: " + where
+            assert value >= 0 and not math.isnan(value), where
+        family["samples"][key] = value
+    for name, family in families.items():
+        assert name.startswith("zkit_"), name
+        assert family["type"], "no TYPE for " + name
+    return families
+
+

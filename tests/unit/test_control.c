@@ -20,6 +20,7 @@
 
 #include "core/control.h"
 #include "core/mpack.h"
+#include "core/traffic.h"
 #include "zkit_library.h"
 
 #define S_DEADLINE_MS 10000
@@ -130,6 +131,79 @@ static void s_check_schema(s_node_t *root)
 }
 
 /* ---- the builder ------------------------------------------------------------------ */
+
+static void test_pause_resume_rule(void **state)
+{
+    (void) state;
+    bool paused = false;
+    char reply[64] = "";
+    assert_int_equal(
+        zkit__control_pause_resume("PAUSE", "", reply, sizeof reply, &paused, "unit one", "work"),
+        ZKIT__CONTROL_OK);
+    assert_true(paused);
+    assert_string_equal(reply, "OK paused");
+    /* a repeat is fine and changes nothing */
+    assert_int_equal(
+        zkit__control_pause_resume("PAUSE", "", reply, sizeof reply, &paused, "unit one", "work"),
+        ZKIT__CONTROL_OK);
+    assert_true(paused);
+    assert_int_equal(zkit__control_pause_resume("RESUME", "now", reply, sizeof reply, &paused,
+                                                "unit one", "work"),
+                     ZKIT__CONTROL_ERROR);
+    assert_string_equal(reply, "RESUME takes no argument");
+    assert_true(paused);
+    assert_int_equal(
+        zkit__control_pause_resume("RESUME", "", reply, sizeof reply, &paused, "unit one", "work"),
+        ZKIT__CONTROL_OK);
+    assert_false(paused);
+    assert_string_equal(reply, "OK resumed");
+    assert_int_equal(
+        zkit__control_pause_resume("DRAIN", "", reply, sizeof reply, &paused, "unit one", "work"),
+        ZKIT__CONTROL_UNKNOWN);
+    assert_false(paused);
+}
+
+static void test_traffic_report(void **state)
+{
+    (void) state;
+    zkit__stats_t *s = zkit__stats_new("unit", NULL);
+    zkit__traffic_t front = {0}, back = {0};
+    zkit__traffic_in(&front, 10);
+    zkit__traffic_in(&front, 5);
+    zkit__traffic_out(&back, 7);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, "abc");
+    zmsg_addmem(msg, NULL, 0);
+    zmsg_addstr(msg, "de");
+    assert_int_equal(zkit__traffic_zmsg_size(msg), 5);
+    assert_int_equal(zkit__traffic_zmsg_size(NULL), 0);
+    zmsg_destroy(&msg);
+    assert_int_equal(zkit__traffic_report(s, "frontend", &front), 0);
+    assert_int_equal(zkit__traffic_report(s, "backend", &back), 0);
+
+    uint8_t *data = NULL;
+    size_t size = 0;
+    assert_int_equal(zkit__stats_encode(s, &data, &size), 0);
+    s_node_t root = s_parse(data, size);
+    s_check_schema(&root);
+    /* every sample is present, zeros included */
+    assert_int_equal(
+        s_uint_at(s_at(&root, "counters", "messages", "socket", "frontend", "dir", "in", NULL)), 2);
+    assert_int_equal(
+        s_uint_at(s_at(&root, "counters", "bytes", "socket", "frontend", "dir", "in", NULL)), 15);
+    assert_int_equal(
+        s_uint_at(s_at(&root, "counters", "messages", "socket", "frontend", "dir", "out", NULL)),
+        0);
+    assert_int_equal(
+        s_uint_at(s_at(&root, "counters", "bytes", "socket", "backend", "dir", "out", NULL)), 7);
+    assert_int_equal(
+        s_uint_at(s_at(&root, "counters", "messages", "socket", "backend", "dir", "in", NULL)), 0);
+    assert_non_null(s_at(&root, "help", "messages", NULL));
+    assert_non_null(s_at(&root, "help", "bytes", NULL));
+    s_node_free(&root);
+    free(data);
+    zkit__stats_destroy(&s);
+}
 
 static void test_stats_round_trip(void **state)
 {
@@ -759,7 +833,8 @@ int main(void)
         cmocka_unit_test(test_stats_limits),      cmocka_unit_test(test_commands),
         cmocka_unit_test(test_without_callbacks), cmocka_unit_test(test_rejects_bad_options),
         cmocka_unit_test(test_garbage),           cmocka_unit_test(test_in_component_poller),
-        cmocka_unit_test(test_in_zloop),
+        cmocka_unit_test(test_in_zloop),          cmocka_unit_test(test_traffic_report),
+        cmocka_unit_test(test_pause_resume_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,7 +246,7 @@ static void s_raw_result(zsock_t *sock, const char *batch, uint64_t seq, const u
     zmq_msg_t env;
     s_result_msg(&env, batch, seq, id, true);
     zkit__pipeline_msg_t msg = {.cmd = ZKIT__PIPELINE_RESULT, .envelope = &env};
-    assert_int_equal(zkit__pipeline_send_msg(sock, NULL, 0, &msg), 0);
+    assert_int_equal(zkit__pipeline_send_msg(sock, NULL, 0, &msg, NULL), 0);
     zmq_msg_close(&env);
 }
 

@@ -80,12 +80,20 @@ static void s_envelope_msg(zmq_msg_t *msg, const char *body)
     zkit_envelope_destroy(&env);
 }
 
-/* Builds msg, sends it over an inproc PAIR, receives and parses it. */
+/* Builds msg, sends it over an inproc PAIR, receives and parses it. The
+   traffic counted on send is the bytes the receiver got.                   */
 static void s_round_trip(void *tx, void *rx, const zkit__pipeline_msg_t *msg,
                          zkit__pipeline_msg_t *out, zkit__pipeline_frames_t *frames)
 {
-    assert_int_equal(zkit__pipeline_send_msg(tx, "rid", 3, msg), 0);
+    zkit__traffic_t sent = {0};
+    assert_int_equal(zkit__pipeline_send_msg(tx, "rid", 3, msg, &sent), 0);
+    assert_int_equal(sent.msgs_out, 1);
     assert_int_equal(zkit__pipeline_recv(rx, frames, 0), 0);
+    assert_int_equal(frames->bytes, sent.bytes_out);
+    size_t bytes = 0;
+    for (size_t i = 0; i < frames->count; i++)
+        bytes += zmq_msg_size(&frames->part[i]);
+    assert_int_equal(frames->bytes, bytes);
     assert_int_equal(zmq_msg_size(&frames->part[0]), 3);
     assert_int_equal(zkit__pipeline_parse(frames, 1, out, NULL), 0);
     assert_int_equal(out->cmd, msg->cmd);
@@ -261,6 +269,7 @@ static void test_frame_counts(void **state)
     assert_int_equal(zkit__pipeline_recv(rx, &frames, 0), 0);
     assert_int_equal(frames.count, ZKIT__PIPELINE_FRAMES_MAX);
     assert_int_equal(frames.dropped, 20 - ZKIT__PIPELINE_FRAMES_MAX);
+    assert_int_equal(frames.bytes, 20); /* the dropped frames count too */
     s_refused(&frames, 0, ZKIT__PIPELINE_BAD_FRAMES);
     /* The socket is still in step: the next message parses.              */
     assert_int_equal(zkit__pipeline_recv(rx, &frames, 0), 0);
@@ -437,11 +446,20 @@ static void test_send_without_peer(void **state)
     zsock_t *router = zsock_new(ZMQ_ROUTER);
     zsock_set_router_mandatory(router, 1);
     zkit__pipeline_msg_t msg = {.cmd = ZKIT__PIPELINE_HEARTBEAT};
-    assert_int_equal(zkit__pipeline_send_msg(router, "nobody", 6, &msg), -1);
+    zkit__traffic_t traffic = {0};
+    assert_int_equal(zkit__pipeline_send_msg(router, "nobody", 6, &msg, &traffic), -1);
     assert_int_equal(errno, EHOSTUNREACH);
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    assert_int_equal(zkit__pipeline_send_msg(dealer, NULL, 0, &msg), -1);
+    assert_int_equal(zkit__pipeline_send_msg(dealer, NULL, 0, &msg, &traffic), -1);
     assert_int_equal(errno, EAGAIN);
+    zmq_msg_t frame;
+    zmq_msg_init_size(&frame, 5);
+    assert_int_equal(zkit__pipeline_send_frame(dealer, &frame, &traffic), -1);
+    assert_int_equal(zmq_msg_size(&frame), 5); /* still the caller's */
+    zmq_msg_close(&frame);
+    /* What was not sent is not counted.                                   */
+    assert_int_equal(traffic.msgs_out, 0);
+    assert_int_equal(traffic.bytes_out, 0);
     zsock_destroy(&router);
     zsock_destroy(&dealer);
 }
