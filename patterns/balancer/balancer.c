@@ -8,10 +8,11 @@
 
     Besides the dispatcher's peer table the actor keeps its own list of
     workers: the dispatcher knows credit and liveness, the list knows each
-    worker's dialect and lets the actor heartbeat every worker. The two agree
-    except after the dispatcher presumes a worker dead inside next() or
-    tick(); its peers_expired counter then moves, and the actor drops the
-    workers the dispatcher no longer knows.
+    worker's dialect and lets the actor heartbeat every worker (and list
+    them on STATS). The two agree except after the dispatcher presumes a
+    worker dead inside next() or tick(); right after those calls, before
+    anything else reaches the dispatcher, the actor drains the expired
+    workers (next_expired) and drops them from its list.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -121,7 +122,6 @@ static void s_worker_ready(s_state_t *self, const void *rid, size_t size,
         return;
     w->hash = zkit__idtable_hash_bytes(rid, size, self->hash_seed);
     w->zkit = m->zkit;
-    w->credit = m->credit;
     w->size = (uint8_t) size;
     memcpy(w->rid, rid, size);
     if (zkit__dispatcher_peer_ready(self->dispatcher, rid, size, m->credit, now) ||
@@ -144,22 +144,17 @@ static void s_worker_ready(s_state_t *self, const void *rid, size_t size,
     }
 }
 
-/* Drops the workers the dispatcher presumed dead since the last look.      */
+/* Drops the workers the dispatcher presumed dead since the last drain. A
+   worker that said READY again before the drain (cannot happen: the drain
+   follows every next() and tick()) keeps its new registration.            */
 static void s_workers_expired(s_state_t *self)
 {
-    uint64_t expired = zkit__dispatcher_counters(self->dispatcher)->peers_expired;
-    if (expired == self->expired_seen)
-        return;
-    self->expired_seen = expired;
-    s_worker_t *w = self->list.next;
-    while (w != &self->list) {
-        s_worker_t *next = w->next;
-        zkit__dispatcher_peer_info_t info;
-        if (zkit__dispatcher_peer_info(self->dispatcher, w->rid, w->size, &info) == -1) {
+    zkit__dispatcher_expired_t gone;
+    while (zkit__dispatcher_next_expired(self->dispatcher, &gone)) {
+        self->stats.workers_expired++;
+        s_worker_t *w = gone.registered ? NULL : s_worker_find(self, gone.peer, gone.peer_size);
+        if (w)
             s_worker_remove(self, w, "presumed dead (no heartbeat)");
-            self->stats.workers_expired++;
-        }
-        w = next;
     }
 }
 

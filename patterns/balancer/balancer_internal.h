@@ -34,7 +34,6 @@ typedef struct zkit__bal_worker_t {
     struct zkit__bal_worker_t *prev, *next; /* every worker, in arrival order */
     uint64_t hash;
     bool zkit;
-    uint32_t credit;
     uint8_t size;
     uint8_t rid[];
 } zkit__bal_worker_t;
@@ -66,7 +65,6 @@ typedef struct {
     zkit__idtable_t workers;
     zkit__bal_worker_t list; /* sentinel of the worker list */
     uint64_t hash_seed;
-    uint64_t expired_seen; /* dispatcher peers_expired already handled */
     int64_t next_heartbeat;
     zkit__ratelimit_t bad_log;
     zkit__ratelimit_t dead_log;

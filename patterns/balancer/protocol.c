@@ -12,53 +12,6 @@
 
 /* ---- receiving ---------------------------------------------------------------- */
 
-int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags)
-{
-    msg->count = 0;
-    msg->dropped = 0;
-    msg->bytes = 0;
-    while (true) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, handle, flags) == -1) {
-            int err = errno;
-            zmq_msg_close(&frame);
-            if (msg->count + msg->dropped == 0) {
-                errno = err;
-                return -1;
-            }
-            /* The rest of a multipart message is always there at once; only
-               an interrupted call lands here. Wait for it.                  */
-            if (err == EINTR) {
-                flags = 0;
-                continue;
-            }
-            zkit__bal_msg_close(msg);
-            errno = err;
-            return -1;
-        }
-        flags = 0;
-        bool more = zmq_msg_more(&frame);
-        msg->bytes += zmq_msg_size(&frame);
-        if (msg->count < ZKIT__BAL_FRAMES_MAX)
-            msg->part[msg->count++] = frame;
-        else {
-            zmq_msg_close(&frame);
-            msg->dropped++;
-        }
-        if (!more)
-            return 0;
-    }
-}
-
-void zkit__bal_msg_close(zkit__bal_msg_t *msg)
-{
-    for (size_t i = 0; i < msg->count; i++)
-        zmq_msg_close(&msg->part[i]);
-    msg->count = 0;
-    msg->dropped = 0;
-}
-
 size_t zkit__bal_msg_view(zkit__bal_msg_t *msg, size_t first, zkit__bal_frame_t *view)
 {
     size_t n = 0;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "core/recv.h"
 #include "core/traffic.h"
 #include "zkit_balancer.h"
 #include "zkit_envelope.h"
@@ -61,13 +62,10 @@ typedef struct {
     size_t size;
 } zkit__bal_frame_t;
 
-/*  One whole received message.                                              */
-typedef struct {
-    zmq_msg_t part[ZKIT__BAL_FRAMES_MAX];
-    size_t count;   /* frames held (initialised) in part             */
-    size_t dropped; /* frames beyond ZKIT__BAL_FRAMES_MAX, discarded */
-    size_t bytes;   /* of every frame received, the discarded ones too  */
-} zkit__bal_msg_t;
+/*  One whole received message: at most ZKIT__BAL_FRAMES_MAX frames held,
+    the rest counted in dropped (core/recv.h).                               */
+typedef zkit__recv_t zkit__bal_msg_t;
+_Static_assert(ZKIT__BAL_FRAMES_MAX <= ZKIT__RECV_PARTS_MAX, "a message fits a zkit__recv_t");
 
 typedef enum {
     ZKIT__BAL_READY = 1,
@@ -102,11 +100,18 @@ typedef struct {
 /*  Receives one whole message from a libzmq socket handle with flags
     (ZMQ_DONTWAIT). Returns 0 with msg filled (the caller closes it; its
     bytes, for the traffic counters, cover every frame), or -1 with errno
-    from libzmq (EAGAIN: nothing waiting) and nothing held.                   */
-int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags);
+    from libzmq (EAGAIN: nothing waiting) and nothing held. zkit__recv with
+    this protocol's limit.                                                    */
+static inline int zkit__bal_recv(void *handle, zkit__bal_msg_t *msg, int flags)
+{
+    return zkit__recv(handle, msg, ZKIT__BAL_FRAMES_MAX, flags);
+}
 
 /*  Closes every frame held. Safe to call twice.                             */
-void zkit__bal_msg_close(zkit__bal_msg_t *msg);
+static inline void zkit__bal_msg_close(zkit__bal_msg_t *msg)
+{
+    zkit__recv_close(msg);
+}
 
 /*  Fills view[i] for every frame held from index first on; returns how many. */
 size_t zkit__bal_msg_view(zkit__bal_msg_t *msg, size_t first, zkit__bal_frame_t *view);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ratelimit.h"
 #include "core/security.h"
 #include "core/socket.h"
 #include "zkit_library.h"
@@ -63,9 +64,8 @@ struct zkit__control_t {
     int64_t started_us; /* zclock_usecs(): monotonic */
     uint64_t requests[S_KIND_COUNT_];
     uint64_t replies_dropped;
-    bool discarding;     /* inside a message with too many frames */
-    int64_t last_log_ms; /* rate limit for the bad-request log line */
-    uint64_t unlogged;   /* bad requests since that line */
+    bool discarding;           /* inside a message with too many frames */
+    zkit__ratelimit_t bad_log; /* ZKIT-CONTROL-BAD-REQUEST: any peer can trigger it */
 };
 
 zkit__control_t *zkit__control_new(const zkit__control_opts_t *opts)
@@ -117,7 +117,6 @@ zkit__control_t *zkit__control_new(const zkit__control_opts_t *opts)
     self->command_fn = opts->command_fn;
     self->arg = opts->arg;
     self->started_us = zclock_usecs();
-    self->last_log_ms = INT64_MIN / 2;
     return self;
 
 fail:
@@ -186,15 +185,11 @@ uint64_t zkit__control_bad_requests(const zkit__control_t *self)
 static void s_bad_request(zkit__control_t *self, const char *why)
 {
     self->requests[S_KIND_MALFORMED]++;
-    self->unlogged++;
-    int64_t now = zclock_mono();
-    if (now - self->last_log_ms >= 1000) {
+    uint64_t suppressed;
+    if (zkit__ratelimit(&self->bad_log, zclock_mono(), &suppressed))
         zsys_warning("ZKIT-CONTROL-BAD-REQUEST: %s on %s (%" PRIu64
                      " since the last report, %" PRIu64 " in all)",
-                     why, self->endpoint, self->unlogged, self->requests[S_KIND_MALFORMED]);
-        self->last_log_ms = now;
-        self->unlogged = 0;
-    }
+                     why, self->endpoint, suppressed + 1, self->requests[S_KIND_MALFORMED]);
 }
 
 /*  Throws away up to S_DISCARD_BATCH frames of the message being discarded.

@@ -13,58 +13,22 @@
     - peers: a table by routing id, a liveness list ordered by last_seen
       (now never goes backwards, so a touched peer moves to the tail and the
       head is always the next to expire) and the LRU list of available
-      peers.
+      peers. A peer liveness removes is not freed: it moves, as the record
+      next_expired() hands out, to the expired list (oldest first), so
+      expiring never allocates and can't fail.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at http://mozilla.org/MPL/2.0/.                  */
 
 #include "core/dispatcher.h"
+#include "core/dlist.h"
 #include "core/idtable.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- intrusive circular lists with a sentinel ----------------------------- */
-
-typedef struct s_link {
-    struct s_link *prev, *next;
-} s_link_t;
-
-#define s_container(ptr, type, member) ((type *) ((char *) (ptr) -offsetof(type, member)))
-
-static void s_list_init(s_link_t *list)
-{
-    list->prev = list->next = list;
-}
-
-static bool s_list_empty(const s_link_t *list)
-{
-    return list->next == list;
-}
-
-static void s_list_append(s_link_t *list, s_link_t *node)
-{
-    node->prev = list->prev;
-    node->next = list;
-    list->prev->next = node;
-    list->prev = node;
-}
-
-static void s_list_unlink(s_link_t *node)
-{
-    node->prev->next = node->next;
-    node->next->prev = node->prev;
-    node->prev = node->next = node;
-}
-
-static void s_list_move_tail(s_link_t *list, s_link_t *node)
-{
-    s_list_unlink(node);
-    s_list_append(list, node);
-}
 
 /* ---- types ----------------------------------------------------------------- */
 
@@ -79,7 +43,7 @@ typedef struct {
     uint8_t state;
     uint8_t reason; /* S_DEAD: why */
     uint32_t attempts;
-    s_link_t link; /* queue, peer's in-flight list or dead list */
+    zkit__dlink_t link; /* queue, peer's in-flight list or dead list */
     void *payload;
     s_peer_t *peer; /* S_IN_FLIGHT: where */
     int64_t expires_at;
@@ -91,11 +55,13 @@ typedef struct {
 } s_item_t;
 
 struct s_peer {
-    s_link_t live_link;  /* liveness order, least recently seen first */
-    s_link_t avail_link; /* LRU order, valid while available */
-    s_link_t items;      /* in flight to it, oldest dispatch first */
+    zkit__dlink_t live_link;  /* liveness order, least recently seen first; once
+                            expired, the expired list */
+    zkit__dlink_t avail_link; /* LRU order, valid while available */
+    zkit__dlink_t items;      /* in flight to it, oldest dispatch first */
     uint64_t hash;
     int64_t last_seen;
+    int64_t expired_at; /* on the expired list: the now that removed it */
     uint32_t window;
     uint32_t in_flight;
     bool available;
@@ -110,11 +76,12 @@ struct zkit__dispatcher_t {
     int64_t silence_ms; /* heartbeat_ms * liveness; 0 = liveness off */
     zkit__idtable_t items;
     zkit__idtable_t peers;
-    s_link_t retry; /* failed attempts, served first, in failure order */
-    s_link_t fresh; /* never dispatched, in submit order */
-    s_link_t dead;
-    s_link_t live;
-    s_link_t avail;
+    zkit__dlink_t retry; /* failed attempts, served first, in failure order */
+    zkit__dlink_t fresh; /* never dispatched, in submit order */
+    zkit__dlink_t dead;
+    zkit__dlink_t live;
+    zkit__dlink_t expired; /* peers removed by liveness, not yet drained */
+    zkit__dlink_t avail;
     s_item_t **heap;
     size_t heap_size;
     size_t heap_capacity;
@@ -299,11 +266,11 @@ static void s_peer_update(zkit__dispatcher_t *self, s_peer_t *peer)
 {
     bool available = !peer->dying && peer->in_flight < peer->window;
     if (available && !peer->available) {
-        s_list_append(&self->avail, &peer->avail_link);
+        zkit__dlist_append(&self->avail, &peer->avail_link);
         self->counters.peers_available++;
     }
     else if (!available && peer->available) {
-        s_list_unlink(&peer->avail_link);
+        zkit__dlist_unlink(&peer->avail_link);
         self->counters.peers_available--;
     }
     peer->available = available;
@@ -312,7 +279,7 @@ static void s_peer_update(zkit__dispatcher_t *self, s_peer_t *peer)
 static void s_peer_touch(zkit__dispatcher_t *self, s_peer_t *peer)
 {
     peer->last_seen = self->now;
-    s_list_move_tail(&self->live, &peer->live_link);
+    zkit__dlist_move_tail(&self->live, &peer->live_link);
 }
 
 static int64_t s_peer_expiry(const zkit__dispatcher_t *self, const s_peer_t *peer)
@@ -330,7 +297,7 @@ static void s_enqueue(zkit__dispatcher_t *self, s_item_t *item, bool retry)
     item->state = S_QUEUED;
     item->peer = NULL;
     item->deadline = ZKIT__DISPATCHER_NEVER;
-    s_list_append(retry ? &self->retry : &self->fresh, &item->link);
+    zkit__dlist_append(retry ? &self->retry : &self->fresh, &item->link);
     self->counters.queued++;
     s_timer_set(self, item, item->expires_at);
 }
@@ -338,7 +305,7 @@ static void s_enqueue(zkit__dispatcher_t *self, s_item_t *item, bool retry)
 static void s_dequeue(zkit__dispatcher_t *self, s_item_t *item)
 {
     assert(item->state == S_QUEUED);
-    s_list_unlink(&item->link);
+    zkit__dlist_unlink(&item->link);
     self->counters.queued--;
 }
 
@@ -346,7 +313,7 @@ static void s_flight_remove(zkit__dispatcher_t *self, s_item_t *item)
 {
     assert(item->state == S_IN_FLIGHT && item->peer);
     s_peer_t *peer = item->peer;
-    s_list_unlink(&item->link);
+    zkit__dlist_unlink(&item->link);
     peer->in_flight--;
     self->counters.in_flight--;
     item->peer = NULL;
@@ -368,7 +335,7 @@ static void s_dead_letter(zkit__dispatcher_t *self, s_item_t *item, zkit__dispat
     item->state = S_DEAD;
     item->reason = (uint8_t) why;
     item->peer = NULL;
-    s_list_append(&self->dead, &item->link);
+    zkit__dlist_append(&self->dead, &item->link);
     self->counters.dead_lettered++;
     self->counters.dead_lettered_by[why]++;
     self->counters.dead_pending++;
@@ -389,29 +356,50 @@ static void s_fail(zkit__dispatcher_t *self, s_item_t *item, zkit__dispatcher_re
     s_enqueue(self, item, true);
 }
 
-static void s_peer_remove(zkit__dispatcher_t *self, s_peer_t *peer)
+/* Removes a peer. One that expired becomes a record on the expired list;
+   first, while max_expired or more records wait, the oldest from an
+   earlier instant are discarded: bounded memory for a caller that never
+   drains, nothing lost for one that drains after each instant.             */
+static void s_peer_remove(zkit__dispatcher_t *self, s_peer_t *peer, bool expired)
 {
     peer->dying = true;
     s_peer_update(self, peer);
-    s_list_unlink(&peer->live_link);
+    zkit__dlist_unlink(&peer->live_link);
     /* Oldest dispatch first, so the retries keep their original order.      */
-    while (!s_list_empty(&peer->items))
-        s_fail(self, s_container(peer->items.next, s_item_t, link), ZKIT__DISPATCHER_PEER_DIED);
+    while (!zkit__dlist_empty(&peer->items))
+        s_fail(self, ZKIT__DLIST_CONTAINER(peer->items.next, s_item_t, link),
+               ZKIT__DISPATCHER_PEER_DIED);
     zkit__idtable_remove(&self->peers, peer->hash, peer);
     self->counters.peers--;
-    free(peer);
+    if (!expired) {
+        free(peer);
+        return;
+    }
+    while (self->counters.expired_pending >= self->opts.max_expired &&
+           !zkit__dlist_empty(&self->expired)) {
+        s_peer_t *old = ZKIT__DLIST_CONTAINER(self->expired.next, s_peer_t, live_link);
+        if (old->expired_at >= self->now)
+            break;
+        zkit__dlist_unlink(&old->live_link);
+        free(old);
+        self->counters.expired_pending--;
+        self->counters.expired_dropped++;
+    }
+    peer->expired_at = self->now;
+    zkit__dlist_append(&self->expired, &peer->live_link);
+    self->counters.expired_pending++;
 }
 
 /* Everything due at self->now: peers first, so their items are requeued
    before the timers run, then attempt deadlines and expiries.               */
 static void s_process_due(zkit__dispatcher_t *self)
 {
-    while (!s_list_empty(&self->live)) {
-        s_peer_t *peer = s_container(self->live.next, s_peer_t, live_link);
+    while (!zkit__dlist_empty(&self->live)) {
+        s_peer_t *peer = ZKIT__DLIST_CONTAINER(self->live.next, s_peer_t, live_link);
         if (s_peer_expiry(self, peer) > self->now)
             break;
         self->counters.peers_expired++;
-        s_peer_remove(self, peer);
+        s_peer_remove(self, peer, true);
     }
     while (self->heap_size && self->heap[0]->due <= self->now) {
         s_item_t *item = self->heap[0];
@@ -445,11 +433,12 @@ zkit__dispatcher_t *zkit__dispatcher_new(const zkit__dispatcher_opts_t *opts)
     self->silence_ms = (int64_t) opts->heartbeat_ms * opts->liveness;
     zkit__idtable_init(&self->items);
     zkit__idtable_init(&self->peers);
-    s_list_init(&self->retry);
-    s_list_init(&self->fresh);
-    s_list_init(&self->dead);
-    s_list_init(&self->live);
-    s_list_init(&self->avail);
+    zkit__dlist_init(&self->retry);
+    zkit__dlist_init(&self->fresh);
+    zkit__dlist_init(&self->dead);
+    zkit__dlist_init(&self->live);
+    zkit__dlist_init(&self->expired);
+    zkit__dlist_init(&self->avail);
     return self;
 }
 
@@ -472,10 +461,15 @@ void zkit__dispatcher_destroy(zkit__dispatcher_t **self_p)
         return;
     zkit__dispatcher_t *self = *self_p;
     zkit__idtable_foreach(&self->items, s_destroy_item, self);
-    while (!s_list_empty(&self->dead)) {
-        s_link_t *link = self->dead.next;
-        s_list_unlink(link);
-        s_destroy_item(s_container(link, s_item_t, link), self);
+    while (!zkit__dlist_empty(&self->dead)) {
+        zkit__dlink_t *link = self->dead.next;
+        zkit__dlist_unlink(link);
+        s_destroy_item(ZKIT__DLIST_CONTAINER(link, s_item_t, link), self);
+    }
+    while (!zkit__dlist_empty(&self->expired)) {
+        zkit__dlink_t *link = self->expired.next;
+        zkit__dlist_unlink(link);
+        free(ZKIT__DLIST_CONTAINER(link, s_peer_t, live_link));
     }
     zkit__idtable_foreach(&self->peers, s_destroy_peer, NULL);
     zkit__idtable_fini(&self->items);
@@ -513,7 +507,7 @@ int zkit__dispatcher_submit(zkit__dispatcher_t *self, const uint8_t id[16], void
     item->due = ZKIT__DISPATCHER_NEVER;
     item->heap_index = S_NO_TIMER;
     item->hash = hash;
-    s_list_init(&item->link);
+    zkit__dlist_init(&item->link);
     if (zkit__idtable_insert(&self->items, hash, item)) {
         free(item);
         return -1;
@@ -547,14 +541,14 @@ int zkit__dispatcher_peer_ready(zkit__dispatcher_t *self, const void *peer, size
         p->hash = hash;
         p->size = (uint8_t) peer_size;
         memcpy(p->rid, peer, peer_size);
-        s_list_init(&p->items);
-        s_list_init(&p->avail_link);
+        zkit__dlist_init(&p->items);
+        zkit__dlist_init(&p->avail_link);
         if (zkit__idtable_insert(&self->peers, hash, p)) {
             free(p);
             return -1;
         }
         p->last_seen = self->now;
-        s_list_append(&self->live, &p->live_link);
+        zkit__dlist_append(&self->live, &p->live_link);
         self->counters.peers++;
     }
     p->window = window;
@@ -591,7 +585,7 @@ int zkit__dispatcher_peer_gone(zkit__dispatcher_t *self, const void *peer, size_
         return -1;
     }
     self->counters.peers_gone++;
-    s_peer_remove(self, p);
+    s_peer_remove(self, p, false);
     return 0;
 }
 
@@ -600,15 +594,15 @@ bool zkit__dispatcher_next(zkit__dispatcher_t *self, int64_t now_ms, zkit__dispa
     assert(self && job);
     s_clock(self, now_ms);
     s_process_due(self);
-    if (s_list_empty(&self->avail))
+    if (zkit__dlist_empty(&self->avail))
         return false;
-    s_link_t *head = !s_list_empty(&self->retry)   ? self->retry.next
-                     : !s_list_empty(&self->fresh) ? self->fresh.next
-                                                   : NULL;
+    zkit__dlink_t *head = !zkit__dlist_empty(&self->retry)   ? self->retry.next
+                          : !zkit__dlist_empty(&self->fresh) ? self->fresh.next
+                                                             : NULL;
     if (!head)
         return false;
-    s_item_t *item = s_container(head, s_item_t, link);
-    s_peer_t *peer = s_container(self->avail.next, s_peer_t, avail_link);
+    s_item_t *item = ZKIT__DLIST_CONTAINER(head, s_item_t, link);
+    s_peer_t *peer = ZKIT__DLIST_CONTAINER(self->avail.next, s_peer_t, avail_link);
     s_dequeue(self, item);
 
     item->state = S_IN_FLIGHT;
@@ -617,14 +611,14 @@ bool zkit__dispatcher_next(zkit__dispatcher_t *self, int64_t now_ms, zkit__dispa
     item->deadline = self->opts.attempt_timeout_ms ? s_add(self->now, self->opts.attempt_timeout_ms)
                                                    : ZKIT__DISPATCHER_NEVER;
     s_timer_set(self, item, item->deadline);
-    s_list_append(&peer->items, &item->link);
+    zkit__dlist_append(&peer->items, &item->link);
     peer->in_flight++;
     self->counters.in_flight++;
     self->counters.dispatched++;
     /* LRU: the peer just used goes to the back, if it is still available.  */
     s_peer_update(self, peer);
     if (peer->available)
-        s_list_move_tail(&self->avail, &peer->avail_link);
+        zkit__dlist_move_tail(&self->avail, &peer->avail_link);
 
     job->peer = peer->rid;
     job->peer_size = peer->size;
@@ -709,8 +703,9 @@ int64_t zkit__dispatcher_next_due(const zkit__dispatcher_t *self)
 {
     assert(self);
     int64_t due = self->heap_size ? self->heap[0]->due : ZKIT__DISPATCHER_NEVER;
-    if (!s_list_empty(&self->live)) {
-        int64_t expiry = s_peer_expiry(self, s_container(self->live.next, s_peer_t, live_link));
+    if (!zkit__dlist_empty(&self->live)) {
+        int64_t expiry =
+            s_peer_expiry(self, ZKIT__DLIST_CONTAINER(self->live.next, s_peer_t, live_link));
         if (expiry < due)
             due = expiry;
     }
@@ -720,10 +715,10 @@ int64_t zkit__dispatcher_next_due(const zkit__dispatcher_t *self)
 bool zkit__dispatcher_next_dead(zkit__dispatcher_t *self, zkit__dispatcher_dead_t *dead)
 {
     assert(self && dead);
-    if (s_list_empty(&self->dead))
+    if (zkit__dlist_empty(&self->dead))
         return false;
-    s_item_t *item = s_container(self->dead.next, s_item_t, link);
-    s_list_unlink(&item->link);
+    s_item_t *item = ZKIT__DLIST_CONTAINER(self->dead.next, s_item_t, link);
+    zkit__dlist_unlink(&item->link);
     memcpy(dead->id, item->id, 16);
     dead->payload = item->payload;
     dead->attempts = item->attempts;
@@ -731,6 +726,23 @@ bool zkit__dispatcher_next_dead(zkit__dispatcher_t *self, zkit__dispatcher_dead_
     self->counters.dead_pending--;
     self->held--;
     free(item);
+    return true;
+}
+
+bool zkit__dispatcher_next_expired(zkit__dispatcher_t *self, zkit__dispatcher_expired_t *expired)
+{
+    assert(self && expired);
+    if (zkit__dlist_empty(&self->expired))
+        return false;
+    s_peer_t *peer = ZKIT__DLIST_CONTAINER(self->expired.next, s_peer_t, live_link);
+    zkit__dlist_unlink(&peer->live_link);
+    memcpy(expired->peer, peer->rid, peer->size);
+    expired->peer_size = peer->size;
+    expired->last_seen_ms = peer->last_seen;
+    expired->expired_ms = peer->expired_at;
+    expired->registered = s_peer_find(self, peer->rid, peer->size, NULL) != NULL;
+    self->counters.expired_pending--;
+    free(peer);
     return true;
 }
 

@@ -33,6 +33,12 @@
     whose expiry passes while it waits is dead-lettered as EXPIRED. Dead
     letters are drained by the caller with next_dead(); nothing is dropped.
 
+    Peers that liveness removes are handed out the same way, by
+    next_expired(), so a caller that keeps its own per-peer state (a
+    dialect, a STATS list) learns who died in O(1) per death instead of
+    scanning its peers. Unlike dead letters these records are bounded: see
+    max_expired.
+
     Pointers returned in a job, item info or peer info point into the
     dispatcher and stay valid until the next call on it that is not a read-
     only query (find, peer_info, counters, next_due).
@@ -95,12 +101,23 @@ typedef struct {
     /* Mixed into the id and routing-id hashes so a peer cannot choose ids
        that collide; the components pass a random value. 0 is fine in tests. */
     uint64_t hash_seed;
+    /* Records of expired peers (next_expired) kept from earlier instants.
+       When a peer expires while this many or more records are pending, the
+       oldest records whose expired_ms is before the current now are
+       discarded (counted in expired_dropped). Records of the current now are
+       never discarded, so a caller that drains after its next()/tick() calls
+       at one now, before it passes a later one, sees every expiry; a caller
+       that never drains holds at most max_expired records plus those of the
+       latest instant (each is the memory of the peer it replaces: expiring
+       never allocates). 0 keeps only the latest instant's records.          */
+    size_t max_expired;
 } zkit__dispatcher_opts_t;
 
 #define ZKIT__DISPATCHER_OPTS_DEFAULT                                                              \
     {                                                                                              \
         .max_attempts = 5, .heartbeat_ms = 1000, .liveness = 3, .attempt_timeout_ms = 0,           \
-        .max_items = 0, .payload_free = NULL, .payload_free_arg = NULL, .hash_seed = 0             \
+        .max_items = 0, .payload_free = NULL, .payload_free_arg = NULL, .hash_seed = 0,            \
+        .max_expired = 1024                                                                        \
     }
 
 /*  What next() hands out: send payload to peer, with att = attempts.        */
@@ -121,6 +138,19 @@ typedef struct {
     uint32_t attempts;                /* attempts it had (0: never sent) */
     zkit__dispatcher_reason_t reason; /* of its last failure, or EXPIRED */
 } zkit__dispatcher_dead_t;
+
+/*  A peer removed by liveness, as next_expired() hands it over. The record
+    is a copy: it stays valid whatever the caller does next.                 */
+typedef struct {
+    uint8_t peer[ZKIT__DISPATCHER_PEER_MAX]; /* its routing id */
+    size_t peer_size;
+    int64_t last_seen_ms; /* its last sign of life */
+    int64_t expired_ms;   /* the now of the call that removed it */
+    bool registered;      /* a peer with this routing id is registered again
+                             at drain time (peer_ready after the expiry): the
+                             record is about its earlier registration, and
+                             the caller's state for the new one must stay  */
+} zkit__dispatcher_expired_t;
 
 typedef struct {
     zkit__dispatcher_state_t state;
@@ -145,7 +175,10 @@ typedef struct {
       submitted  == queued + in_flight + acked + dead_lettered
       dispatched == in_flight + (acked - late_acks) + requeued
                     + dead_lettered_by[NACKED, PEER_DIED, TIMED_OUT]
-    (every attempt is in flight, acked, or failed).                          */
+    (every attempt is in flight, acked, or failed), and every expired peer
+    is drained, pending or dropped:
+      peers_expired == (records next_expired returned) + expired_pending
+                       + expired_dropped                                    */
 typedef struct {
     uint64_t submitted;  /* items accepted by submit */
     uint64_t dispatched; /* attempts handed out by next */
@@ -157,15 +190,18 @@ typedef struct {
     uint64_t requeued_by[ZKIT__DISPATCHER_REASONS_];
     uint64_t dead_lettered;
     uint64_t dead_lettered_by[ZKIT__DISPATCHER_REASONS_];
-    uint64_t duplicate_acks; /* acks for an id that is not live */
-    uint64_t rejected_acks;  /* acks for a live item never dispatched */
-    uint64_t stale_nacks;    /* nacks for an id not in flight to that peer */
-    uint64_t peers_expired;  /* peers removed by liveness */
-    uint64_t peers_gone;     /* peers removed by peer_gone */
+    uint64_t duplicate_acks;  /* acks for an id that is not live */
+    uint64_t rejected_acks;   /* acks for a live item never dispatched */
+    uint64_t stale_nacks;     /* nacks for an id not in flight to that peer */
+    uint64_t peers_expired;   /* peers removed by liveness */
+    uint64_t expired_dropped; /* of those, records discarded undrained
+                                 (max_expired)                           */
+    uint64_t peers_gone;      /* peers removed by peer_gone */
     /* gauges */
     uint64_t queued;
     uint64_t in_flight;
-    uint64_t dead_pending; /* dead letters not yet drained */
+    uint64_t dead_pending;    /* dead letters not yet drained */
+    uint64_t expired_pending; /* expiry records not yet drained */
     uint64_t peers;
     uint64_t peers_available;
 } zkit__dispatcher_counters_t;
@@ -176,7 +212,8 @@ zkit__dispatcher_t *zkit__dispatcher_new(const zkit__dispatcher_opts_t *opts);
 
 /*  Destroys the dispatcher and nulls *self_p. Every payload it still owns
     (queued, in flight, and dead letters not drained) goes to payload_free,
-    so drain dead letters first to keep them. Safe on NULL and *self_p NULL. */
+    so drain dead letters first to keep them; expiry records not drained
+    are discarded. Safe on NULL and *self_p NULL. */
 void zkit__dispatcher_destroy(zkit__dispatcher_t **self_p);
 
 /*  Adds an item at the tail of the queue. On success the dispatcher owns
@@ -261,6 +298,13 @@ int64_t zkit__dispatcher_next_due(const zkit__dispatcher_t *self);
     caller (who must free or store it) and returns true; false when there is
     none. Can't fail.                                                        */
 bool zkit__dispatcher_next_dead(zkit__dispatcher_t *self, zkit__dispatcher_dead_t *dead);
+
+/*  Takes the oldest record of a peer removed by liveness (in the order they
+    expired, the least recently seen first), fills *expired and returns true; false when there is
+   none. Every peer liveness removes gets one record, even one that registers again with peer_ready
+   before the drain (registered then says so; it may expire again and get a second record). Only
+   max_expired discards records, counted. Can't fail.                                            */
+bool zkit__dispatcher_next_expired(zkit__dispatcher_t *self, zkit__dispatcher_expired_t *expired);
 
 /*  Describes the live item id in *info. Returns 0, or -1 with errno ENOENT
     when no item with this id is queued or in flight.                        */

@@ -7,6 +7,8 @@
 #include "core/socket.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 
 zsock_t *zkit__socket_new(int type, const zkit__socket_opts_t *opts)
@@ -134,4 +136,11 @@ const char *zkit__socket_type_name(int type)
     case ZMQ_STREAM: return "STREAM";
     default: return "?";
     }
+}
+
+void zkit__socket_inproc_endpoint(char *buf, size_t size, const char *kind)
+{
+    static atomic_uint_fast64_t next = 0;
+    uint64_t n = atomic_fetch_add(&next, 1);
+    snprintf(buf, size, "inproc://zkit-%s-%" PRIu64, kind, n);
 }

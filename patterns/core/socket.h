@@ -62,6 +62,14 @@ int zkit__socket_bind(zsock_t *sock, const char *endpoints, char *resolved, size
 zsock_t *zkit__socket_new_bound(int type, const zkit__socket_opts_t *opts, const char *endpoints,
                                 char *resolved, size_t size);
 
+/*  Writes a fresh in-process endpoint "inproc://zkit-KIND-N" into buf[size]
+    (64 bytes are enough for a short kind), N from a process-wide counter.
+    An inproc name must never be reused while an earlier socket with it may
+    still be unbinding: one named after an object's address collides when a
+    new object is allocated where a destroyed one was (EADDRINUSE). Can't
+    fail (a long kind is cut).                                               */
+void zkit__socket_inproc_endpoint(char *buf, size_t size, const char *kind);
+
 /*  For zkit__socket_close: keep the linger the socket already has.           */
 #define ZKIT__LINGER_KEEP INT32_MIN
 

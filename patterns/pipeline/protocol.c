@@ -144,46 +144,6 @@ char *zkit__pipeline_copy_text(char *dst, size_t size, const char *src)
 
 /* ---- frames -------------------------------------------------------------------- */
 
-void zkit__pipeline_frames_close(zkit__pipeline_frames_t *frames)
-{
-    for (size_t i = 0; i < frames->count; i++)
-        zmq_msg_close(&frames->part[i]);
-    frames->count = 0;
-    frames->dropped = 0;
-}
-
-int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags)
-{
-    void *handle = zsock_resolve(socket);
-    frames->count = 0;
-    frames->dropped = 0;
-    frames->bytes = 0;
-    zmq_msg_t spare;
-    for (;;) {
-        zmq_msg_t *part =
-            frames->count < ZKIT__PIPELINE_FRAMES_MAX ? &frames->part[frames->count] : &spare;
-        zmq_msg_init(part);
-        /* Later frames of a message are already here: only the first waits. */
-        if (zmq_msg_recv(part, handle, frames->count + frames->dropped ? 0 : flags) == -1) {
-            int err = errno;
-            zmq_msg_close(part);
-            zkit__pipeline_frames_close(frames);
-            errno = err;
-            return -1;
-        }
-        bool more = zmq_msg_more(part);
-        frames->bytes += zmq_msg_size(part);
-        if (part == &spare) {
-            zmq_msg_close(&spare);
-            frames->dropped++;
-        }
-        else
-            frames->count++;
-        if (!more)
-            return 0;
-    }
-}
-
 int zkit__pipeline_frames_add(zkit__pipeline_frames_t *frames, const void *data, size_t size)
 {
     if (frames->count >= ZKIT__PIPELINE_FRAMES_MAX) {
@@ -507,15 +467,11 @@ void zkit__pipeline_bad(zkit__pipeline_bad_t *bad, zkit__pipeline_bad_reason_t w
         why = ZKIT__PIPELINE_BAD_COMMAND;
     bad->count[why]++;
     bad->total++;
-    bad->unlogged++;
-    int64_t now = zclock_mono();
-    /* At most one line a second, so a flood of garbage cannot flood the log. */
-    if (bad->last_log_ms && now - bad->last_log_ms < 1000)
-        return;
-    zsys_warning("ZKIT-PIPE-BADFRAME %s: dropped %" PRIu64 " message(s), last: %s%s%s "
-                 "(%" PRIu64 " dropped in all)",
-                 component, bad->unlogged, zkit__pipeline_bad_name(why), detail ? ": " : "",
-                 detail ? detail : "", bad->total);
-    bad->last_log_ms = now ? now : 1;
-    bad->unlogged = 0;
+    uint64_t suppressed;
+    bool due = zkit__ratelimit(&bad->log, zclock_mono(), &suppressed);
+    if (due)
+        zsys_warning("ZKIT-PIPE-BADFRAME %s: dropped %" PRIu64 " message(s), last: %s%s%s "
+                     "(%" PRIu64 " dropped in all)",
+                     component, suppressed + 1, zkit__pipeline_bad_name(why), detail ? ": " : "",
+                     detail ? detail : "", bad->total);
 }

@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/ratelimit.h"
+#include "core/recv.h"
 #include "core/traffic.h"
 #include "zkit_batch.h"
 #include "zkit_envelope.h"
@@ -84,20 +86,17 @@ typedef struct {
     zmq_msg_t *envelope;                        /* TASK, RESULT, or NONE (fast mode)   */
 } zkit__pipeline_msg_t;
 
-/*  One whole received (or to-be-sent) message.                               */
-typedef struct {
-    zmq_msg_t part[ZKIT__PIPELINE_FRAMES_MAX];
-    size_t count;   /* frames held (initialised) in part                   */
-    size_t dropped; /* frames beyond ZKIT__PIPELINE_FRAMES_MAX, discarded  */
-    size_t bytes;   /* received: the bytes of every frame, dropped ones too */
-} zkit__pipeline_frames_t;
+/*  One whole received (or to-be-sent) message: at most
+    ZKIT__PIPELINE_FRAMES_MAX frames held, the rest of a received one counted
+    in dropped (core/recv.h).                                                 */
+typedef zkit__recv_t zkit__pipeline_frames_t;
+_Static_assert(ZKIT__PIPELINE_FRAMES_MAX <= ZKIT__RECV_PARTS_MAX, "a message fits a zkit__recv_t");
 
 /*  Per-component counters of dropped input, and the log rate limit.          */
 typedef struct {
     uint64_t count[ZKIT__PIPELINE_BAD_REASONS_];
     uint64_t total;
-    int64_t last_log_ms; /* monotonic; 0 = never logged */
-    uint64_t unlogged;   /* dropped since the last log line */
+    zkit__ratelimit_t log; /* ZKIT-PIPE-BADFRAME: a peer can trigger it */
 } zkit__pipeline_bad_t;
 
 /* ---- receiving and parsing ------------------------------------------------- */
@@ -106,11 +105,17 @@ typedef struct {
     flags (ZMQ_DONTWAIT). Returns 0 with frames filled (the caller closes
     them; frames->bytes is what the whole message carried, for the socket's
     zkit__traffic_in), or -1 with errno from libzmq (EAGAIN: nothing waiting)
-    and nothing held.                                                          */
-int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags);
+    and nothing held. zkit__recv with this protocol's limit.                   */
+static inline int zkit__pipeline_recv(void *socket, zkit__pipeline_frames_t *frames, int flags)
+{
+    return zkit__recv(zsock_resolve(socket), frames, ZKIT__PIPELINE_FRAMES_MAX, flags);
+}
 
 /*  Closes every frame held. Safe to call twice.                               */
-void zkit__pipeline_frames_close(zkit__pipeline_frames_t *frames);
+static inline void zkit__pipeline_frames_close(zkit__pipeline_frames_t *frames)
+{
+    zkit__recv_close(frames);
+}
 
 /*  Parses the frames from index first on (1 behind a ROUTER's routing id, 0
     on a DEALER or PULL). A single frame that starts like a MessagePack array

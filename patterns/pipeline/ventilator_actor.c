@@ -239,6 +239,18 @@ static void s_peer_forget(s_self_t *self, const void *rid, size_t size)
     zhashx_delete(self->peers, s_rid_hex(rid, size, hex));
 }
 
+/* Forgets the workers the dispatcher presumed dead since the last drain:
+   called right after every next() and tick(), so the peers table never
+   lists a worker the dispatcher no longer knows (none can have said READY
+   again in between; one that had would stay).                             */
+static void s_drain_expired(s_self_t *self)
+{
+    zkit__dispatcher_expired_t gone;
+    while (zkit__dispatcher_next_expired(self->dispatcher, &gone))
+        if (!gone.registered)
+            s_peer_forget(self, gone.peer, gone.peer_size);
+}
+
 static void s_dispatch(s_self_t *self, int64_t now)
 {
     zkit__dispatcher_job_t job;
@@ -246,6 +258,7 @@ static void s_dispatch(s_self_t *self, int64_t now)
         /* Nothing is handed out, but liveness and timeouts still apply (and
            the poll timeout, from next_due, must move on).                   */
         zkit__dispatcher_tick(self->dispatcher, now);
+        s_drain_expired(self);
         s_drain_dead(self);
         return;
     }
@@ -271,6 +284,7 @@ static void s_dispatch(s_self_t *self, int64_t now)
             s_peer_forget(self, rid.data, rid.size);
         }
     }
+    s_drain_expired(self);
     s_drain_dead(self);
 }
 
@@ -453,8 +467,9 @@ static void s_sink_message(s_self_t *self, zkit__pipeline_frames_t *frames, int6
 
 /* ---- timers ------------------------------------------------------------------------ */
 
-/* Heartbeats every known worker; forgets the ones the dispatcher has
-   presumed dead, and hands back at once the tasks of one that is gone.     */
+/* Heartbeats every known worker (the table holds only workers the
+   dispatcher knows: s_drain_expired forgets the dead ones), and hands back
+   at once the tasks of one that is gone.                                   */
 static void s_heartbeat(s_self_t *self, int64_t now)
 {
     zlistx_t *gone = zlistx_new();
@@ -462,21 +477,17 @@ static void s_heartbeat(s_self_t *self, int64_t now)
         return;
     zlistx_set_destructor(gone, zkit__vbatch_free_item);
     for (s_rid_t *rid = zhashx_first(self->peers); rid; rid = zhashx_next(self->peers)) {
-        bool alive = s_peer_known(self, rid->data, rid->size);
-        if (alive) {
-            zkit__pipeline_msg_t msg;
-            msg.cmd = ZKIT__PIPELINE_HEARTBEAT;
-            if (zkit__pipeline_send_msg(self->workers, rid->data, rid->size, &msg,
-                                        &self->traffic_workers) == -1 &&
-                errno == EHOSTUNREACH) {
-                /* Disconnected: its tasks need not wait for liveness.       */
-                zkit__dispatcher_peer_gone(self->dispatcher, rid->data, rid->size, now);
-                alive = false;
-            }
+        zkit__pipeline_msg_t msg;
+        msg.cmd = ZKIT__PIPELINE_HEARTBEAT;
+        if (zkit__pipeline_send_msg(self->workers, rid->data, rid->size, &msg,
+                                    &self->traffic_workers) == -1 &&
+            errno == EHOSTUNREACH) {
+            /* Disconnected: its tasks need not wait for liveness.           */
+            zkit__dispatcher_peer_gone(self->dispatcher, rid->data, rid->size, now);
+            char *key = strdup(zhashx_cursor(self->peers));
+            if (key)
+                zlistx_add_end(gone, key);
         }
-        char *key = alive ? NULL : strdup(zhashx_cursor(self->peers));
-        if (key)
-            zlistx_add_end(gone, key);
     }
     /* The table must not change during the walk: forget them afterwards.   */
     for (const char *key = zlistx_first(gone); key; key = zlistx_next(gone))

@@ -65,7 +65,9 @@ struct zkit__ventilator_actor {
     zlistx_t *batches; /* zkit__ventilator_batch_t, oldest first */
     zkit__ventilator_batch_t *current;
     zhashx_t *announcements;             /* token -> zkit__vannounce_t */
-    zhashx_t *peers;                     /* hex routing id -> routing id */
+    zhashx_t *peers;                     /* hex routing id -> routing id: the workers
+                                            the dispatcher knows (expired ones are
+                                            drained right after next/tick) */
     zkit__ventilator_task_t *queue_head; /* fast mode: not yet sent */
     zkit__ventilator_task_t *queue_tail;
     int64_t next_heartbeat;

@@ -171,7 +171,7 @@ zsock_t *zkit__worker_vent_socket(const zkit__worker_setup_t *setup)
 static int s_handler_sockets(zkit__worker_setup_t *setup)
 {
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://zkit-worker-%p", (void *) setup);
+    zkit__socket_inproc_endpoint(endpoint, sizeof endpoint, "worker");
     /* In-process links carry at most window jobs each way: no HWM needed. */
     zkit__socket_opts_t opts = {.linger_ms = 0, .sndhwm = 0, .rcvhwm = 0, .maxmsgsize = -1};
     setup->handlers = zkit__socket_new(ZMQ_ROUTER, &opts);

@@ -38,6 +38,7 @@
 #include "core/actor.h"
 #include "core/ops.h"
 #include "core/ratelimit.h"
+#include "core/recv.h"
 #include "core/socket.h"
 #include "core/traffic.h"
 #include "pubsub/laggard.h"
@@ -292,37 +293,17 @@ static int s_send_first(s_actor_t *a, zmq_msg_t *frame, int more)
     read, 0 when none was waiting.                                          */
 static int s_forward(s_actor_t *a)
 {
-    zmq_msg_t part[2];
-    zmq_msg_init(&part[0]);
-    if (zmq_msg_recv(&part[0], a->front, ZMQ_DONTWAIT) == -1) {
-        zmq_msg_close(&part[0]);
+    zkit__recv_t msg;
+    if (zkit__recv(a->front, &msg, 2, ZMQ_DONTWAIT) == -1)
         return 0;
-    }
-    /* libzmq delivers a message whole: the other frames are there already. */
-    size_t count = 1;
-    size_t bytes = zmq_msg_size(&part[0]);
-    bool more = zmq_msg_more(&part[0]);
-    while (more) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        while (zmq_msg_recv(&frame, a->front, 0) == -1 && errno == EINTR)
-            ;
-        more = zmq_msg_more(&frame);
-        bytes += zmq_msg_size(&frame);
-        if (count < 2)
-            part[count] = frame;
-        else
-            zmq_msg_close(&frame);
-        count++;
-    }
+    size_t bytes = msg.bytes;
     zkit__traffic_in(&a->front_traffic, bytes);
-    if (count != 2) {
-        zmq_msg_close(&part[0]);
-        if (count > 2)
-            zmq_msg_close(&part[1]);
+    if (msg.count != 2 || msg.dropped) {
+        zkit__recv_close(&msg);
         s_bad(a, S_BAD_FRAMES);
         return 1;
     }
+    zmq_msg_t *part = msg.part;
     if (a->tap) {
         void *tap = zsock_resolve(a->tap);
         zmq_msg_t copy[2];

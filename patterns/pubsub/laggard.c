@@ -55,7 +55,7 @@ zkit__laggard_t *zkit__laggard_new(zsock_t *socket, uint32_t laggard_ms, size_t 
     self->laggard_ms = laggard_ms;
     self->laggard_bytes = laggard_bytes;
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://zkit-laggard-%p", (void *) self);
+    zkit__socket_inproc_endpoint(endpoint, sizeof endpoint, "laggard");
     int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
     zkit__socket_opts_t so = ZKIT__SOCKET_OPTS_DEFAULT;
     so.linger_ms = 0;

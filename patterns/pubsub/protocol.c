@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/ratelimit.h"
+
 static const struct {
     const char *name;
     size_t min_frames; /* after the command frame */
@@ -58,12 +60,10 @@ const char *zkit__pubsub_bad_reason(zkit__pubsub_bad_t why)
     return why < ZKIT__PUBSUB_BAD_REASONS_ ? ids[why] : "?";
 }
 
-void zkit__pubsub_log_bad(int64_t *last_log_ms, const char *component, zkit__pubsub_bad_t why)
+void zkit__pubsub_log_bad(zkit__ratelimit_t *log, const char *component, zkit__pubsub_bad_t why)
 {
-    int64_t now = zclock_mono();
-    if (*last_log_ms && now - *last_log_ms < 1000)
+    if (!zkit__ratelimit(log, zclock_mono(), NULL))
         return;
-    *last_log_ms = now;
     zsys_warning("ZKIT-PUBSUB-BADFRAME %s: dropped a message: %s (further ones this second "
                  "are only counted)",
                  component, zkit__pubsub_bad_name(why));
@@ -96,54 +96,6 @@ int zkit__pubsub_parse_uint(const void *data, size_t size, uint64_t *value)
     }
     *value = v;
     return 0;
-}
-
-void zkit__pubsub_frames_close(zkit__pubsub_frames_t *frames)
-{
-    for (size_t i = 0; i < frames->count; i++)
-        zmq_msg_close(&frames->part[i]);
-    frames->count = 0;
-    frames->dropped = 0;
-}
-
-int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags)
-{
-    void *handle = zsock_resolve(socket);
-    frames->count = 0;
-    frames->dropped = 0;
-    frames->bytes = 0;
-    while (true) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, handle, flags) == -1) {
-            int err = errno;
-            zmq_msg_close(&frame);
-            if (frames->count == 0 && frames->dropped == 0) {
-                errno = err;
-                return -1;
-            }
-            /* The rest of a message is always there once its first frame
-               is; only an interrupt gets here. Keep reading, blocking. */
-            if (err == EINTR) {
-                flags = 0;
-                continue;
-            }
-            zkit__pubsub_frames_close(frames);
-            errno = err;
-            return -1;
-        }
-        flags = 0;
-        bool more = zmq_msg_more(&frame);
-        frames->bytes += zmq_msg_size(&frame);
-        if (frames->count < ZKIT__PUBSUB_FRAMES_MAX)
-            frames->part[frames->count++] = frame;
-        else {
-            zmq_msg_close(&frame);
-            frames->dropped++;
-        }
-        if (!more)
-            return 0;
-    }
 }
 
 zkit__pubsub_sub_t zkit__pubsub_recv_subscription(void *xpub, zmq_msg_t *frame,

@@ -21,6 +21,8 @@
 
 #include "zkit_subscriber.h"
 #include "core/ops.h"
+#include "core/ratelimit.h"
+#include "core/recv.h"
 #include "core/traffic.h"
 
 /* Header keys a zkit publisher sets in every envelope's hdr map.            */
@@ -82,22 +84,26 @@ typedef struct {
     char text[ZKIT__PUBSUB_ERROR_MAX + 1]; /* ERROR                          */
 } zkit__pubsub_msg_t;
 
-/*  One whole received message.                                               */
-typedef struct {
-    zmq_msg_t part[ZKIT__PUBSUB_FRAMES_MAX];
-    size_t count;   /* frames held (initialised) in part                      */
-    size_t dropped; /* frames beyond ZKIT__PUBSUB_FRAMES_MAX, discarded      */
-    size_t bytes;   /* of every frame received, the discarded ones too: what
-                       the wire carried, for the traffic counters          */
-} zkit__pubsub_frames_t;
+/*  One whole received message: at most ZKIT__PUBSUB_FRAMES_MAX frames held,
+    the rest counted in dropped; bytes is what the wire carried, for the
+    traffic counters (core/recv.h).                                           */
+typedef zkit__recv_t zkit__pubsub_frames_t;
+_Static_assert(ZKIT__PUBSUB_FRAMES_MAX <= ZKIT__RECV_PARTS_MAX, "a message fits a zkit__recv_t");
 
 /*  Receives one whole message from socket (zsock_t or libzmq handle) with
     flags (ZMQ_DONTWAIT). Returns 0 with frames filled (the caller closes
-    them), or -1 with errno from libzmq (EAGAIN: nothing waiting).           */
-int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags);
+    them), or -1 with errno from libzmq (EAGAIN: nothing waiting) and nothing
+    held. zkit__recv with this protocol's limit.                              */
+static inline int zkit__pubsub_recv(void *socket, zkit__pubsub_frames_t *frames, int flags)
+{
+    return zkit__recv(zsock_resolve(socket), frames, ZKIT__PUBSUB_FRAMES_MAX, flags);
+}
 
 /*  Closes every frame held. Safe to call twice.                               */
-void zkit__pubsub_frames_close(zkit__pubsub_frames_t *frames);
+static inline void zkit__pubsub_frames_close(zkit__pubsub_frames_t *frames)
+{
+    zkit__recv_close(frames);
+}
 
 /*  Parses frames from index first on (1 behind a ROUTER's routing id).
     Returns 0, or -1 with *why set (why may be NULL). Never modifies frames. */
@@ -170,10 +176,10 @@ const char *zkit__pubsub_bad_name(zkit__pubsub_bad_t why);
 /*  The reason as a metric label value ("frames", "command", ...).         */
 const char *zkit__pubsub_bad_reason(zkit__pubsub_bad_t why);
 
-/*  Logs a dropped message at most once a second per *last_log_ms (a
-    monotonic ms stamp the caller keeps), as "ZKIT-PUBSUB-BADFRAME ...";
-    never the bytes themselves.                                              */
-void zkit__pubsub_log_bad(int64_t *last_log_ms, const char *component, zkit__pubsub_bad_t why);
+/*  Logs a dropped message at most once a second per *log (the caller's
+    rate limiter, zeroed at start), as "ZKIT-PUBSUB-BADFRAME ..."; never the
+    bytes themselves.                                                        */
+void zkit__pubsub_log_bad(zkit__ratelimit_t *log, const char *component, zkit__pubsub_bad_t why);
 
 /*  True when a frame's bytes may be a topic or a prefix zkit replays: at
     most ZKIT_TOPIC_MAX bytes, no NUL.                                       */

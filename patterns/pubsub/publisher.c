@@ -28,6 +28,7 @@
 #include "core/mpack.h"
 #include "core/actor.h"
 #include "core/ops.h"
+#include "core/recv.h"
 #include "core/socket.h"
 #include "pubsub/protocol.h"
 #include "pubsub/publisher_internal.h"
@@ -107,36 +108,12 @@ static void s_flush_pending(zkit__pub_actor_t *a)
     Returns 0, or -1 when nothing was waiting.                               */
 static int s_handle_data(zkit__pub_actor_t *a)
 {
-    zmq_msg_t part[3];
-    size_t count = 0;
-    void *handle = zsock_resolve(a->data);
-    int flags = ZMQ_DONTWAIT;
-    while (true) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, handle, flags) == -1) {
-            zmq_msg_close(&frame);
-            if (count == 0 && errno == EAGAIN)
-                return -1;
-            if (errno == EINTR && count) {
-                flags = 0;
-                continue;
-            }
-            for (size_t i = 0; i < count; i++)
-                zmq_msg_close(&part[i]);
-            return -1;
-        }
-        flags = 0;
-        bool more = zmq_msg_more(&frame);
-        if (count < 3)
-            part[count++] = frame;
-        else
-            zmq_msg_close(&frame);
-        if (!more)
-            break;
-    }
+    zkit__recv_t msg;
+    if (zkit__recv(zsock_resolve(a->data), &msg, 3, ZMQ_DONTWAIT) == -1)
+        return -1;
     /* Only zkit_publisher_send writes to this pipe: anything else is a bug. */
-    assert(count == 3 && zmq_msg_size(&part[0]) == 8);
+    assert(msg.count == 3 && msg.dropped == 0 && zmq_msg_size(&msg.part[0]) == 8);
+    zmq_msg_t *part = msg.part;
     uint64_t seq = mpack_get_be64(zmq_msg_data(&part[0]));
     zmq_msg_close(&part[0]);
     a->last_seq = seq;
@@ -492,7 +469,7 @@ zkit_publisher_t *zkit_publisher_new(const zkit_publisher_opts_t *opts)
     if (opts->replay_spool_dir && !(spool = zkit__pub_spool_new(opts, &self->epoch, &self->seq)))
         goto err;
     char data_endpoint[64];
-    snprintf(data_endpoint, sizeof data_endpoint, "inproc://zkit-publisher-%p", (void *) self);
+    zkit__socket_inproc_endpoint(data_endpoint, sizeof data_endpoint, "publisher");
     zkit__socket_opts_t so = ZKIT__SOCKET_OPTS_DEFAULT;
     so.linger_ms = 0;
     so.sndhwm = so.rcvhwm = S_DATA_HWM;

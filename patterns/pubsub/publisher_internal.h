@@ -45,7 +45,7 @@ typedef struct {
     uint64_t bad_feed[ZKIT__PUBSUB_SUB_REASONS_];   /* by zkit__pubsub_sub_t */
     zkit__ratelimit_t bad_feed_log;
     bool paused; /* PAUSE: the data pipe is not read                        */
-    int64_t last_bad_log;
+    zkit__ratelimit_t bad_log;
     bool terminated;
     /* a pending zkit_publisher_wait_subscriber */
     bool waiting;

@@ -273,7 +273,7 @@ void zkit__pub_handle_replay(zkit__pub_actor_t *a)
         if (zkit__pubsub_parse(&frames, 1, &req, &why) == -1) {
             a->stats.bad++;
             a->bad_replay[why]++;
-            zkit__pubsub_log_bad(&a->last_bad_log, "publisher replay", why);
+            zkit__pubsub_log_bad(&a->bad_log, "publisher replay", why);
         }
         else if (req.cmd == ZKIT__PUBSUB_FETCH)
             s_answer_fetch(a, &frames.part[0], &req);
@@ -284,7 +284,7 @@ void zkit__pub_handle_replay(zkit__pub_actor_t *a)
         else {
             a->stats.bad++;
             a->bad_replay[ZKIT__PUBSUB_BAD_UNEXPECTED]++;
-            zkit__pubsub_log_bad(&a->last_bad_log, "publisher replay", ZKIT__PUBSUB_BAD_UNEXPECTED);
+            zkit__pubsub_log_bad(&a->bad_log, "publisher replay", ZKIT__PUBSUB_BAD_UNEXPECTED);
         }
         zkit__pubsub_frames_close(&frames);
     }

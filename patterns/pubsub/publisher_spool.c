@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ratelimit.h"
 #include "zkit_spool.h"
 
 /* version, type, epoch, seq, topic size                                    */
@@ -28,7 +29,7 @@ struct zkit__pub_spool {
     uint64_t unsynced;   /* the newest spool seq not yet synced, 0: none */
     uint8_t *buf;
     size_t capacity;
-    int64_t last_log;
+    zkit__ratelimit_t log; /* ZKIT-PUB-SPOOL: a full disk repeats it */
     char name[ZKIT_SRC_MAX + 1];
 };
 
@@ -186,6 +187,15 @@ void zkit__pub_spool_destroy(zkit__pub_spool_t **self_p)
     *self_p = NULL;
 }
 
+/*  A message the replay spool could not keep: logged at most once a second
+    (the disk is full or failing: every message would say the same).      */
+static void s_append_failed(zkit__pub_spool_t *self, uint64_t seq, int err)
+{
+    if (zkit__ratelimit(&self->log, zclock_mono(), NULL))
+        zsys_warning("ZKIT-PUB-SPOOL %s: seq %" PRIu64 " not kept in the replay spool: %s",
+                     self->name, seq, zkit_strerror(err));
+}
+
 void zkit__pub_spool_put(zkit__pub_spool_t *self, uint64_t seq, const zmq_msg_t *topic,
                          const zmq_msg_t *envelope)
 {
@@ -220,11 +230,7 @@ void zkit__pub_spool_put(zkit__pub_spool_t *self, uint64_t seq, const zmq_msg_t 
     self->unsynced = spool_seq;
     return;
 fail:
-    if (zclock_mono() - self->last_log >= 1000) {
-        self->last_log = zclock_mono();
-        zsys_warning("ZKIT-PUB-SPOOL %s: seq %" PRIu64 " not kept in the replay spool: %s",
-                     self->name, seq, zkit_strerror(errno));
-    }
+    s_append_failed(self, seq, errno);
 }
 
 void zkit__pub_spool_sync(zkit__pub_spool_t *self)

@@ -72,7 +72,7 @@ void zkit__sub_bad(zkit__sub_t *a, zkit__pubsub_bad_t why, const char *where)
         else
             a->bad_replay[why]++;
     }
-    zkit__pubsub_log_bad(&a->last_bad_log, where, why);
+    zkit__pubsub_log_bad(&a->bad_log, where, why);
 }
 
 static void s_on_gaps_event(zkit__gaps_stream_t *stream, const zkit_stream_event_t *event,

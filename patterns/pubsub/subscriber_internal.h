@@ -92,7 +92,7 @@ typedef struct {
     uint64_t bad_feed[ZKIT__PUBSUB_BAD_REASONS_];   /* bad, from the feed      */
     uint64_t bad_replay[ZKIT__PUBSUB_BAD_REASONS_]; /* bad, from replay links  */
     zkit__ratelimit_t replay_error_log;
-    int64_t last_bad_log;
+    zkit__ratelimit_t bad_log;
     char prefixes[ZKIT_SUBSCRIBE_MAX][ZKIT_TOPIC_MAX + 1]; /* asked at start */
     size_t nprefixes;
     zlistx_t *subscriptions; /* char *: every prefix subscribed now          */

@@ -48,48 +48,16 @@ static const char *const s_bad_names[] = {"wrong frame count", "unknown command"
 
 void zkit__sdev_msg_close(zkit__sdev_msg_t *msg)
 {
-    for (size_t i = 0; i < msg->count; i++)
-        zmq_msg_close(&msg->part[i]);
-    msg->count = 0;
+    zkit__recv_close(msg);
 }
 
 int zkit__sdev_recv(void *socket, zkit__sdev_msg_t *msg, zkit__traffic_t *traffic)
 {
-    msg->count = 0;
-    msg->dropped = false;
-    size_t bytes = 0;
-    int flags = ZMQ_DONTWAIT;
-    for (;;) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, socket, flags) == -1) {
-            int err = errno;
-            zmq_msg_close(&frame);
-            if (msg->count == 0 && !msg->dropped) {
-                errno = err;
-                return -1;
-            }
-            if (err == EINTR)
-                continue; /* the rest of a message is there at once */
-            zkit__sdev_msg_close(msg);
-            errno = err;
-            return -1;
-        }
-        flags = 0;
-        bool more = zmq_msg_more(&frame);
-        bytes += zmq_msg_size(&frame);
-        if (msg->count < ZKIT__SDEV_PARTS)
-            msg->part[msg->count++] = frame;
-        else {
-            msg->dropped = true;
-            zmq_msg_close(&frame);
-        }
-        if (!more) {
-            if (traffic)
-                zkit__traffic_in(traffic, bytes);
-            return 0;
-        }
-    }
+    if (zkit__recv(socket, msg, ZKIT__SDEV_PARTS, ZMQ_DONTWAIT) == -1)
+        return -1;
+    if (traffic)
+        zkit__traffic_in(traffic, msg->bytes);
+    return 0;
 }
 
 void zkit__sdev_bad(zkit__sdev_t *self, zkit__sdev_socket_t socket, zkit_spool_device_bad_t why,

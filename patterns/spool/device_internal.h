@@ -22,6 +22,7 @@
 #include "core/dispatcher.h"
 #include "core/idtable.h"
 #include "core/ops.h"
+#include "core/recv.h"
 
 #define ZKIT__SDEV_NAME_MAX   64
 #define ZKIT__SDEV_PARTS      4    /* frames of the longest valid message, routing id included */
@@ -35,13 +36,10 @@
 /*  The device's bound sockets, for counting bad input per socket.          */
 typedef enum { ZKIT__SDEV_IN = 0, ZKIT__SDEV_PUSH, ZKIT__SDEV_OUT } zkit__sdev_socket_t;
 
-/*  A received message: up to ZKIT__SDEV_PARTS frames; more are read to the
-    end and dropped (dropped set).                                           */
-typedef struct {
-    zmq_msg_t part[ZKIT__SDEV_PARTS];
-    size_t count;
-    bool dropped;
-} zkit__sdev_msg_t;
+/*  A received message: up to ZKIT__SDEV_PARTS frames kept; more are read to
+    the end and counted in dropped (patterns/core/recv.h).                   */
+typedef zkit__recv_t zkit__sdev_msg_t;
+_Static_assert(ZKIT__SDEV_PARTS <= ZKIT__RECV_PARTS_MAX, "spool device frames fit zkit__recv_t");
 
 /*  A record in memory for delivery: the dispatcher's payload.              */
 typedef struct {
@@ -79,10 +77,11 @@ typedef struct zkit__sdev_held {
     uint8_t data[];
 } zkit__sdev_held_t;
 
+/*  A registered consumer: the dispatcher keeps its credit and liveness; this
+    list is what the actor heartbeats and STATS lists as peers.              */
 typedef struct zkit__sdev_consumer {
     struct zkit__sdev_consumer *prev, *next;
     uint64_t hash;
-    uint32_t credit;
     uint8_t size;
     uint8_t rid[ZKIT__DISPATCHER_PEER_MAX]; /* fixed: the list sentinel is one too */
 } zkit__sdev_consumer_t;
@@ -122,7 +121,6 @@ typedef struct {
     zkit__dispatcher_t *dispatcher;
     zkit__idtable_t consumers;
     zkit__sdev_consumer_t list; /* sentinel */
-    uint64_t expired_seen;
     int64_t next_heartbeat;
     int64_t next_checkpoint;
     int64_t next_retain;

@@ -86,7 +86,6 @@ static void s_consumer_ready(zkit__sdev_t *self, const void *rid, size_t size, u
        the pipeline protocol: the consumer may still ack what it holds.    */
     zkit__sdev_consumer_t *c = s_consumer_find(self, rid, size);
     if (c) {
-        c->credit = credit;
         zkit__dispatcher_peer_ready(self->dispatcher, rid, size, credit, now);
         return;
     }
@@ -94,7 +93,6 @@ static void s_consumer_ready(zkit__sdev_t *self, const void *rid, size_t size, u
     if (!c)
         return;
     c->hash = zkit__idtable_hash_bytes(rid, size, self->hash_seed);
-    c->credit = credit;
     c->size = (uint8_t) size;
     memcpy(c->rid, rid, size);
     if (zkit__dispatcher_peer_ready(self->dispatcher, rid, size, credit, now) ||
@@ -115,22 +113,19 @@ static void s_consumer_ready(zkit__sdev_t *self, const void *rid, size_t size, u
                   credit);
 }
 
-/* Drops the consumers the dispatcher presumed dead since the last look.    */
+/* Drops the consumers the dispatcher presumed dead since the last drain
+   (the dispatcher hands them out: no scan). Called right after every
+   next() and tick(), so none can have said READY again in between; one
+   that had would keep its new registration.                               */
 static void s_consumers_expired(zkit__sdev_t *self)
 {
-    uint64_t expired = zkit__dispatcher_counters(self->dispatcher)->peers_expired;
-    if (expired == self->expired_seen)
-        return;
-    self->expired_seen = expired;
-    zkit__sdev_consumer_t *c = self->list.next;
-    while (c != &self->list) {
-        zkit__sdev_consumer_t *next = c->next;
-        zkit__dispatcher_peer_info_t info;
-        if (zkit__dispatcher_peer_info(self->dispatcher, c->rid, c->size, &info) == -1) {
+    zkit__dispatcher_expired_t gone;
+    while (zkit__dispatcher_next_expired(self->dispatcher, &gone)) {
+        self->stats.consumers_expired++;
+        zkit__sdev_consumer_t *c =
+            gone.registered ? NULL : s_consumer_find(self, gone.peer, gone.peer_size);
+        if (c)
             s_consumer_remove(self, c, "presumed dead (no heartbeat)");
-            self->stats.consumers_expired++;
-        }
-        c = next;
     }
 }
 

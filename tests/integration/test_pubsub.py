@@ -422,8 +422,11 @@ def test_disconnect_policy_drops_the_laggard_which_recovers():
     once its connection stays full; resumed, it reconnects and recovers what
     it missed from the replay buffer. The other subscriber is untouched."""
     total = 20000
-    fwd, front, back = forwarder("--policy", "disconnect", "--laggard-ms", "300",
-                                 "--stats-interval", "50")
+    # Room for 5,000 queued messages per subscriber (half a second of the
+    # feed): the stopped one still fills it and is cut off, while the fast
+    # one rides out a starved CPU on a loaded machine without a drop.
+    fwd, front, back = forwarder("--policy", "disconnect", "--laggard-ms", "300", "--hwm",
+                                 "5000", "--stats-interval", "50")
     fast = ZkitProcess(["subscriber", "--connect", back, "--format", "seq", "--count", total,
                         "--timeout", 60000] + FAST)
     slow = ZkitProcess(["subscriber", "--connect", back, "--format", "seq", "--count", total,

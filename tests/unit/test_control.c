@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -686,6 +687,65 @@ static void test_garbage(void **state)
     zkit__control_destroy(&control);
 }
 
+/*  Sums the "(N since the last report, T in all)" of every bad-request line
+    in log; *lines gets how many there were, *last_total the last T.         */
+static uint64_t s_bad_request_lines(FILE *log, int *lines, uint64_t *last_total)
+{
+    char line[512];
+    uint64_t sum = 0;
+    *lines = 0;
+    rewind(log);
+    while (fgets(line, sizeof line, log)) {
+        const char *at = strstr(line, "ZKIT-CONTROL-BAD-REQUEST: ");
+        if (!at)
+            continue;
+        unsigned long long since, total;
+        const char *counts = strrchr(at, '(');
+        assert_non_null(counts);
+        assert_int_equal(
+            sscanf(counts, "(%llu since the last report, %llu in all)", &since, &total), 2);
+        sum += since;
+        *last_total = total;
+        (*lines)++;
+    }
+    return sum;
+}
+
+/*  A flood of bad requests logs one line a second at most, and the lines
+    account for every request: the first says 1, a later one how many were
+    left out since, so their sum is the count of bad requests.              */
+static void test_bad_request_log_is_rate_limited(void **state)
+{
+    (void) state;
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    zsys_set_logstream(log);
+    s_component_t c = {0, 0, 0};
+    zkit__control_t *control = s_control(&c, true);
+    zsock_t *dealer = s_client(control, ZMQ_DEALER);
+    int64_t started = zclock_mono();
+    for (int n = 0; n < 50; n++)
+        s_garbage_then_ping(control, dealer, s_msg(2, "", (size_t) 0, "\x01", 1));
+    int64_t elapsed = zclock_mono() - started;
+    int lines;
+    uint64_t total = 0;
+    uint64_t sum = s_bad_request_lines(log, &lines, &total);
+    assert_int_equal(zkit__control_bad_requests(control), 50);
+    assert_true(lines >= 1);
+    assert_true(lines <= 1 + elapsed / 1000); /* however slow the machine */
+    assert_true(sum <= 50);
+    /* Past the interval, the next one is logged with all that were not.   */
+    zclock_sleep(1100);
+    s_garbage_then_ping(control, dealer, s_msg(2, "", (size_t) 0, "\x01", 1));
+    sum = s_bad_request_lines(log, &lines, &total);
+    assert_int_equal(sum, 51);
+    assert_int_equal(total, 51);
+    zsys_set_logstream(NULL);
+    fclose(log);
+    zsock_destroy(&dealer);
+    zkit__control_destroy(&control);
+}
+
 /* ---- in a component's poller ------------------------------------------------------ */
 
 /*  A component: pulls work items and "works" on each, while answering its
@@ -829,12 +889,18 @@ int main(void)
     zsys_init();
     zsys_set_logstream(NULL); /* the bad-request warnings are expected */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stats_round_trip),  cmocka_unit_test(test_stats_rejects_bad_names),
-        cmocka_unit_test(test_stats_limits),      cmocka_unit_test(test_commands),
-        cmocka_unit_test(test_without_callbacks), cmocka_unit_test(test_rejects_bad_options),
-        cmocka_unit_test(test_garbage),           cmocka_unit_test(test_in_component_poller),
-        cmocka_unit_test(test_in_zloop),          cmocka_unit_test(test_traffic_report),
+        cmocka_unit_test(test_stats_round_trip),
+        cmocka_unit_test(test_stats_rejects_bad_names),
+        cmocka_unit_test(test_stats_limits),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_without_callbacks),
+        cmocka_unit_test(test_rejects_bad_options),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_in_component_poller),
+        cmocka_unit_test(test_in_zloop),
+        cmocka_unit_test(test_traffic_report),
         cmocka_unit_test(test_pause_resume_rule),
+        cmocka_unit_test(test_bad_request_log_is_rate_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -824,6 +824,14 @@ typedef struct {
     uint64_t submitted, dispatched, acked, dead, unknown_acks;
     uint32_t recent[32]; /* ids dispatched lately: likely still in flight */
     uint32_t recent_next;
+    /* liveness expiries not drained yet (next_expired), in model order    */
+    struct {
+        uint32_t peer;
+        int64_t last_seen, at;
+    } expired[64];
+    uint32_t nexpired;
+    uint64_t expired_drained, expired_came_back;
+    uint32_t step;
 } r_model_t;
 
 static r_model_t *s_model;
@@ -859,9 +867,44 @@ static void r_rid(char rid[16], uint32_t p)
 /* Mirrors liveness: what next() and tick() do to peers before anything.   */
 static void r_expire_peers(void)
 {
-    for (int p = 0; p < R_PEERS; p++)
-        if (s_model->peers[p].registered && s_model->now > s_model->peers[p].last_seen + 300)
+    for (uint32_t p = 0; p < R_PEERS; p++)
+        if (s_model->peers[p].registered && s_model->now > s_model->peers[p].last_seen + 300) {
             s_model->peers[p].registered = false;
+            assert_true(s_model->nexpired < 64);
+            s_model->expired[s_model->nexpired].peer = p;
+            s_model->expired[s_model->nexpired].last_seen = s_model->peers[p].last_seen;
+            s_model->expired[s_model->nexpired++].at = s_model->now;
+        }
+}
+
+/* Drains the expiry records: one per model expiry, the same peer, last
+   sign of life and time, a peer's records in the order it expired, and
+   registered exactly when the model has it back. The dispatcher orders a
+   call's expiries by liveness, the model by peer number: a record is matched
+   to the first pending expiry of its peer.                                  */
+static void r_drain_expired(zkit__dispatcher_t *d)
+{
+    zkit__dispatcher_expired_t rec;
+    int64_t last_at = INT64_MIN;
+    while (zkit__dispatcher_next_expired(d, &rec)) {
+        assert_true(rec.peer_size == 6 && memcmp(rec.peer, "peer-", 5) == 0);
+        uint32_t p = (uint32_t) (rec.peer[5] - '0');
+        uint32_t i = 0;
+        while (i < s_model->nexpired && s_model->expired[i].peer != p)
+            i++;
+        assert_true(i < s_model->nexpired);
+        assert_int_equal(rec.last_seen_ms, s_model->expired[i].last_seen);
+        assert_int_equal(rec.expired_ms, s_model->expired[i].at);
+        assert_true(rec.expired_ms >= last_at);
+        last_at = rec.expired_ms;
+        assert_int_equal(rec.registered, s_model->peers[p].registered);
+        s_model->expired_came_back += rec.registered;
+        s_model->expired_drained++;
+        memmove(&s_model->expired[i], &s_model->expired[i + 1],
+                (s_model->nexpired - i - 1) * sizeof s_model->expired[0]);
+        s_model->nexpired--;
+    }
+    assert_int_equal(s_model->nexpired, 0);
 }
 
 static void r_touch(uint32_t p)
@@ -947,6 +990,9 @@ static void r_check(zkit__dispatcher_t *d)
     assert_int_equal(c->dead_lettered, s_model->dead);
     assert_int_equal(c->duplicate_acks, s_model->unknown_acks);
     assert_int_equal(c->dead_pending, 0);
+    assert_int_equal(c->expired_pending, s_model->nexpired);
+    assert_int_equal(c->expired_dropped, 0);
+    assert_int_equal(c->peers_expired, s_model->expired_drained + s_model->nexpired);
     s_check_identities(d);
     /* Payloads released so far: exactly one per retired submission.         */
     assert_int_equal(s_model->acked + s_model->dead,
@@ -1091,6 +1137,9 @@ static void r_step(zkit__dispatcher_t *d)
         assert_true(due > s_model->now);
     }
     r_drain_dead(d);
+    /* Expiry records wait a few steps, so peers come back before the drain. */
+    if (++s_model->step % 4 == 0)
+        r_drain_expired(d);
 }
 
 /*  100,000 random operations over 5 peers and 1000 ids, with peers that
@@ -1129,6 +1178,7 @@ static void test_randomized_invariants(void **state)
         assert_true(c->dead_lettered_by[r] > 0);
     assert_true(c->requeued_by[ZKIT__DISPATCHER_TIMED_OUT] > 0);
     assert_true(c->peers_expired > 0 && c->peers_gone > 0);
+    assert_true(s_model->expired_drained > 0 && s_model->expired_came_back > 0);
 
     zkit__dispatcher_destroy(&d);
     /* Every payload was released exactly once: acked, dead or destroyed.  */

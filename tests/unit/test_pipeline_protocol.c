@@ -486,7 +486,7 @@ static void test_text_and_names(void **state)
     assert_int_equal(bad.count[ZKIT__PIPELINE_BAD_COMMAND], 1);
     assert_int_equal(bad.total, 6);
     /* Logged once, the rest held back within the second. */
-    assert_int_equal(bad.unlogged, 5);
+    assert_int_equal(bad.log.suppressed, 5);
 }
 
 /*  The sink's per-batch table: bounds, budget, missing seqs, dead letters. */

@@ -455,9 +455,11 @@ static void test_prefix_match_and_names(void **state)
     assert_string_equal(zkit__pubsub_cmd_name(ZKIT__PUBSUB_SNAPEND), "SNAPEND");
     assert_string_equal(zkit__pubsub_cmd_name(ZKIT__PUBSUB_NONE), "?");
     assert_string_equal(zkit__pubsub_bad_name(ZKIT__PUBSUB_BAD_REASONS_), "?");
-    int64_t last = 0;
-    zkit__pubsub_log_bad(&last, "test", ZKIT__PUBSUB_BAD_FRAMES);
-    assert_true(last != 0);
+    zkit__ratelimit_t log = {0};
+    zkit__pubsub_log_bad(&log, "test", ZKIT__PUBSUB_BAD_FRAMES);
+    assert_true(log.logged);
+    zkit__pubsub_log_bad(&log, "test", ZKIT__PUBSUB_BAD_FRAMES); /* same second */
+    assert_int_equal(log.suppressed, 1);
 }
 
 int main(void)

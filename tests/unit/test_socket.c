@@ -152,6 +152,28 @@ static void test_new_bound(void **state)
     zkit__socket_close(&sock, 0);
 }
 
+/*  Each call names a new endpoint, so a socket made for a new object never
+    collides with one still unbinding for an object destroyed at the same
+    address.                                                                 */
+static void test_inproc_endpoints_are_never_reused(void **state)
+{
+    (void) state;
+    char first[64], second[64];
+    zkit__socket_inproc_endpoint(first, sizeof first, "unit");
+    zkit__socket_inproc_endpoint(second, sizeof second, "unit");
+    assert_int_equal(strncmp(first, "inproc://zkit-unit-", 19), 0);
+    assert_string_not_equal(first, second);
+    zsock_t *a = zkit__socket_new(ZMQ_PAIR, NULL);
+    zsock_t *b = zkit__socket_new(ZMQ_PAIR, NULL);
+    assert_int_equal(zkit__socket_attach(a, first, true), 0);
+    assert_int_equal(zkit__socket_attach(b, second, true), 0);
+    zkit__socket_close(&a, 0);
+    zkit__socket_close(&b, 0);
+    char tiny[16];
+    zkit__socket_inproc_endpoint(tiny, sizeof tiny, "a-long-kind");
+    assert_int_equal(strlen(tiny), sizeof tiny - 1); /* cut, terminated */
+}
+
 int main(void)
 {
     zsys_init();
@@ -161,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_attach_reports_bad_endpoint),
         cmocka_unit_test(test_ephemeral_binds_get_distinct_ports),
         cmocka_unit_test(test_new_bound),
+        cmocka_unit_test(test_inproc_endpoints_are_never_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
