@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang and runs each for SECONDS (default 60),
+# Builds the libFuzzer targets with clang (warnings as errors: the library
+# stays clean under a second compiler) and runs each for SECONDS (default 60),
 # starting from its committed seed corpus. A finding fails the run and leaves
 # the crashing input in build/fuzz/findings/ to be turned into a regression test.
 set -euo pipefail
@@ -8,7 +9,7 @@ seconds=${1:-60}
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
       -DZKIT_SANITIZE=address,undefined \
-      -DZKIT_FUZZ=ON -DZKIT_BUILD_TESTS=OFF -DZKIT_BUILD_EXAMPLES=OFF >/dev/null
+      -DZKIT_FUZZ=ON -DZKIT_WERROR=ON -DZKIT_BUILD_TESTS=OFF -DZKIT_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build/fuzz -j "$jobs" $(cd tests/fuzz && for f in fuzz_*.c; do printf -- '--target %s ' "${f%.c}"; done)
 mkdir -p build/fuzz/findings
 for src in tests/fuzz/fuzz_*.c; do

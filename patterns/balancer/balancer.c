@@ -90,8 +90,7 @@ static void s_worker_remove(s_state_t *self, s_worker_t *w, const char *why)
                   s_rid_text(w->rid, w->size, text), why);
     }
     zkit__idtable_remove(&self->workers, w->hash, w);
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
+    zkit__dlist_unlink(&w->link);
     free(w);
     self->stats.workers--;
 }
@@ -131,10 +130,7 @@ static void s_worker_ready(s_state_t *self, const void *rid, size_t size,
         free(w);
         return;
     }
-    w->prev = self->list.prev;
-    w->next = &self->list;
-    self->list.prev->next = w;
-    self->list.prev = w;
+    zkit__dlist_append(&self->list, &w->link);
     self->stats.workers++;
     self->stats.workers_ready++;
     if (self->verbose) {
@@ -160,9 +156,11 @@ static void s_workers_expired(s_state_t *self)
 
 static void s_heartbeat(s_state_t *self, int64_t now)
 {
-    s_worker_t *w = self->list.next;
-    while (w != &self->list) {
-        s_worker_t *next = w->next;
+    /* s_worker_gone may free the worker at hand: step on before.          */
+    zkit__dlink_t *link = self->list.next;
+    while (link != &self->list) {
+        s_worker_t *w = ZKIT__DLIST_CONTAINER(link, s_worker_t, link);
+        link = link->next;
         if (zkit__bal_send_command(self->be, w->rid, w->size, ZKIT__BAL_CMD_HEARTBEAT, 0, NULL,
                                    &self->be_traffic) == -1 &&
             errno == EHOSTUNREACH) {
@@ -171,7 +169,6 @@ static void s_heartbeat(s_state_t *self, int64_t now)
             memcpy(rid, w->rid, size);
             s_worker_gone(self, rid, size, now, "disconnected");
         }
-        w = next;
     }
 }
 
@@ -514,9 +511,9 @@ static void s_state_destroy(s_state_t **self_p)
     zkit__ops_destroy(&self->ops);
     zkit__dispatcher_destroy(&self->dispatcher);
     zkit__deadletter_close(&self->store);
-    while (self->list.next != &self->list) {
-        s_worker_t *w = self->list.next;
-        self->list.next = w->next;
+    while (!zkit__dlist_empty(&self->list)) {
+        s_worker_t *w = ZKIT__DLIST_CONTAINER(self->list.next, s_worker_t, link);
+        zkit__dlist_unlink(&w->link);
         free(w);
     }
     zkit__idtable_fini(&self->workers);
@@ -553,7 +550,7 @@ static s_state_t *s_state_new(const zkit_balancer_opts_t *opts)
     self->max_requests = opts->max_requests;
     self->ttl_ms = opts->ttl_ms;
     self->verbose = opts->verbose;
-    self->list.prev = self->list.next = &self->list;
+    zkit__dlist_init(&self->list);
     zkit__idtable_init(&self->workers);
     self->bad_log = (zkit__ratelimit_t){0};
     self->dead_log = (zkit__ratelimit_t){0};

@@ -20,6 +20,7 @@
 #include "balancer/deadletter.h"
 #include "balancer/request.h"
 #include "core/control.h"
+#include "core/dlist.h"
 #include "core/dispatcher.h"
 #include "core/idtable.h"
 #include "core/ops.h"
@@ -31,7 +32,7 @@
 
 /*  One registered worker, on the actor's list and in its id table.         */
 typedef struct zkit__bal_worker_t {
-    struct zkit__bal_worker_t *prev, *next; /* every worker, in arrival order */
+    zkit__dlink_t link; /* on zkit__bal_state_t.list, in arrival order */
     uint64_t hash;
     bool zkit;
     uint8_t size;
@@ -63,7 +64,7 @@ typedef struct {
     zkit__bal_codec_t codec;
     zkit_envelope_t *in; /* decodes what arrives */
     zkit__idtable_t workers;
-    zkit__bal_worker_t list; /* sentinel of the worker list */
+    zkit__dlink_t list; /* sentinel of the worker list (dlist.h) */
     uint64_t hash_seed;
     int64_t next_heartbeat;
     zkit__ratelimit_t bad_log;

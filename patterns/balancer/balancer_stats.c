@@ -104,7 +104,8 @@ void zkit__bal_stats_fn(zkit__stats_t *stats, void *arg)
        each (the dispatcher's monotonic clock, turned into wall time).       */
     uint64_t now_us = zkit_clock_usec();
     int64_t now_ms = zclock_mono();
-    for (zkit__bal_worker_t *w = self->list.next; w != &self->list; w = w->next) {
+    for (zkit__dlink_t *link = self->list.next; link != &self->list; link = link->next) {
+        const zkit__bal_worker_t *w = ZKIT__DLIST_CONTAINER(link, zkit__bal_worker_t, link);
         zkit__dispatcher_peer_info_t info;
         uint64_t seen_us = now_us;
         if (zkit__dispatcher_peer_info(self->dispatcher, w->rid, w->size, &info) == 0 &&

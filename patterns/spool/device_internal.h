@@ -20,6 +20,7 @@
 #include "zkit_spool_device.h"
 
 #include "core/dispatcher.h"
+#include "core/dlist.h"
 #include "core/idtable.h"
 #include "core/ops.h"
 #include "core/recv.h"
@@ -80,10 +81,10 @@ typedef struct zkit__sdev_held {
 /*  A registered consumer: the dispatcher keeps its credit and liveness; this
     list is what the actor heartbeats and STATS lists as peers.              */
 typedef struct zkit__sdev_consumer {
-    struct zkit__sdev_consumer *prev, *next;
+    zkit__dlink_t link; /* on zkit__sdev_t.list, in arrival order */
     uint64_t hash;
     uint8_t size;
-    uint8_t rid[ZKIT__DISPATCHER_PEER_MAX]; /* fixed: the list sentinel is one too */
+    uint8_t rid[]; /* size bytes */
 } zkit__sdev_consumer_t;
 
 typedef struct {
@@ -120,7 +121,7 @@ typedef struct {
     /* consumers */
     zkit__dispatcher_t *dispatcher;
     zkit__idtable_t consumers;
-    zkit__sdev_consumer_t list; /* sentinel */
+    zkit__dlink_t list; /* sentinel of the consumer list (dlist.h) */
     int64_t next_heartbeat;
     int64_t next_checkpoint;
     int64_t next_retain;

@@ -61,8 +61,7 @@ static void s_consumer_remove(zkit__sdev_t *self, zkit__sdev_consumer_t *c, cons
                   zkit_id_to_hex(id, hex), why);
     }
     zkit__idtable_remove(&self->consumers, c->hash, c);
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    zkit__dlist_unlink(&c->link);
     free(c);
     self->stats.consumers--;
 }
@@ -89,7 +88,7 @@ static void s_consumer_ready(zkit__sdev_t *self, const void *rid, size_t size, u
         zkit__dispatcher_peer_ready(self->dispatcher, rid, size, credit, now);
         return;
     }
-    c = calloc(1, sizeof *c);
+    c = calloc(1, sizeof *c + size);
     if (!c)
         return;
     c->hash = zkit__idtable_hash_bytes(rid, size, self->hash_seed);
@@ -102,10 +101,7 @@ static void s_consumer_ready(zkit__sdev_t *self, const void *rid, size_t size, u
         free(c);
         return;
     }
-    c->prev = self->list.prev;
-    c->next = &self->list;
-    self->list.prev->next = c;
-    self->list.prev = c;
+    zkit__dlist_append(&self->list, &c->link);
     self->stats.consumers++;
     self->stats.consumers_ready++;
     if (self->opts.verbose)
@@ -138,16 +134,17 @@ static int s_command(zkit__sdev_t *self, const void *rid, size_t size, const cha
 
 static void s_heartbeat(zkit__sdev_t *self, int64_t now)
 {
-    zkit__sdev_consumer_t *c = self->list.next;
-    while (c != &self->list) {
-        zkit__sdev_consumer_t *next = c->next;
+    /* s_consumer_gone may free the consumer at hand: step on before.      */
+    zkit__dlink_t *link = self->list.next;
+    while (link != &self->list) {
+        zkit__sdev_consumer_t *c = ZKIT__DLIST_CONTAINER(link, zkit__sdev_consumer_t, link);
+        link = link->next;
         if (s_command(self, c->rid, c->size, "HEARTBEAT") == -1 && errno == EHOSTUNREACH) {
             uint8_t rid[ZKIT__DISPATCHER_PEER_MAX];
             size_t size = c->size;
             memcpy(rid, c->rid, size);
             s_consumer_gone(self, rid, size, now, "disconnected");
         }
-        c = next;
     }
 }
 
@@ -521,7 +518,8 @@ void zkit__sdev_out_peers(zkit__sdev_t *self, zkit__stats_t *stats)
     /* The dispatcher keeps a monotonic time; STATS wants the wall clock.  */
     int64_t mono = zclock_mono();
     uint64_t wall = zkit_clock_usec();
-    for (zkit__sdev_consumer_t *c = self->list.next; c != &self->list; c = c->next) {
+    for (zkit__dlink_t *link = self->list.next; link != &self->list; link = link->next) {
+        const zkit__sdev_consumer_t *c = ZKIT__DLIST_CONTAINER(link, zkit__sdev_consumer_t, link);
         zkit__dispatcher_peer_info_t info;
         if (zkit__dispatcher_peer_info(self->dispatcher, c->rid, c->size, &info))
             continue;
@@ -537,7 +535,7 @@ void zkit__sdev_out_peers(zkit__sdev_t *self, zkit__stats_t *stats)
 
 int zkit__sdev_out_start(zkit__sdev_t *self)
 {
-    self->list.prev = self->list.next = &self->list;
+    zkit__dlist_init(&self->list);
     zkit__idtable_init(&self->consumers);
     zkit__dispatcher_opts_t dopts = ZKIT__DISPATCHER_OPTS_DEFAULT;
     dopts.max_attempts = self->opts.max_attempts;
@@ -558,10 +556,11 @@ void zkit__sdev_out_stop(zkit__sdev_t *self)
 {
     zkit_spool_reader_destroy(&self->reader);
     zkit__dispatcher_destroy(&self->dispatcher);
-    if (self->list.next) {
-        while (self->list.next != &self->list) {
-            zkit__sdev_consumer_t *c = self->list.next;
-            self->list.next = c->next;
+    if (self->list.next) { /* zero until zkit__sdev_out_start ran */
+        while (!zkit__dlist_empty(&self->list)) {
+            zkit__sdev_consumer_t *c =
+                ZKIT__DLIST_CONTAINER(self->list.next, zkit__sdev_consumer_t, link);
+            zkit__dlist_unlink(&c->link);
             free(c);
         }
     }

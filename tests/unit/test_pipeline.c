@@ -1016,7 +1016,11 @@ static void test_worker_gives_up_unacknowledged_result(void **state)
     /* RESULTs of attempt 1 until the first of attempt 2 (BATCH from the
        ventilator comes in between, unanswered).                            */
     int first_attempt = 0;
+    /* Heartbeats keep each receive within its timeout: bound the whole wait
+       so a lost attempt 2 fails here instead of hanging until ctest kills. */
+    int64_t give_up = zclock_mono() + 3 * (int64_t) DEADLINE;
     for (;;) {
+        assert_true(zclock_mono() < give_up);
         zkit__pipeline_frames_t frames;
         zkit__pipeline_msg_t msg;
         assert_int_equal(zkit__pipeline_recv(router, &frames, 0), 0);
