@@ -11,7 +11,6 @@
 #include <czmq.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -108,13 +107,7 @@ static const struct option s_long_options[] = {
 /* A number option: its name, its range, where it goes.                     */
 static int s_number(const char *name, uint64_t min, uint64_t max, uint32_t *out)
 {
-    uint64_t v;
-    if (zkit__device_parse_uint(optarg, min, max, &v) == -1)
-        return zkit__device_usage_error(
-            S_CMD, "--%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'", name, min, max,
-            optarg);
-    *out = (uint32_t) v;
-    return -1;
+    return zkit__device_u32_option(S_CMD, name, min, max, out);
 }
 
 /*  Returns -1 when the command should run, else the exit code.              */
@@ -204,11 +197,7 @@ int zkit_cmd_balancer(int argc, char **argv)
     if (zkit_balancer_control(balancer))
         fprintf(stderr, "zkit balancer: control %s\n", zkit_balancer_control(balancer));
     fflush(stderr);
-    /* Signals interrupt poll(); the timeout is only a safety net.           */
-    while (!zkit__device_stopping()) {
-        zkit__device_reload_pending();
-        poll(NULL, 0, 1000);
-    }
+    zkit__device_wait_for_stop();
     zkit_balancer_stats_t stats;
     bool have_stats = zkit_balancer_stats(balancer, &stats) == 0;
     zkit_balancer_destroy(&balancer);

@@ -13,7 +13,6 @@
 #include <czmq.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,20 +160,12 @@ static const struct option s_long_options[] = {
 
 static int s_number(const char *name, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (zkit__device_parse_uint(optarg, min, max, out) == -1)
-        return zkit__device_usage_error(
-            S_CMD, "--%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'", name, min, max,
-            optarg);
-    return -1;
+    return zkit__device_number_option(S_CMD, name, min, max, out);
 }
 
 static int s_u32(const char *name, uint64_t min, uint64_t max, uint32_t *out)
 {
-    uint64_t v = 0;
-    int rc = s_number(name, min, max, &v);
-    if (rc == -1)
-        *out = (uint32_t) v;
-    return rc;
+    return zkit__device_u32_option(S_CMD, name, min, max, out);
 }
 
 static int s_bytes(const char *name, uint64_t max, uint64_t *out)
@@ -344,11 +335,7 @@ static int s_run(int argc, char **argv)
                 p->quarantined_records);
     }
     fflush(stderr);
-    /* Signals interrupt poll(); the timeout is only a safety net.           */
-    while (!zkit__device_stopping()) {
-        zkit__device_reload_pending();
-        poll(NULL, 0, 1000);
-    }
+    zkit__device_wait_for_stop();
     bool have_stats = zkit_spool_device_stats(device, &stats) == 0;
     zkit_spool_device_destroy(&device);
     if (have_stats)

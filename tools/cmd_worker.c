@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zkit.h"
 #include "zkit_worker.h"
@@ -201,11 +200,7 @@ int zkit_cmd_worker(int argc, char **argv)
 
     /* Everything happens on the worker's threads; this one waits for a
        signal. A signal may land on another thread, so look now and then. */
-    while (!zkit__device_stopping()) {
-        struct timespec tick = {0, 100 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-        zkit__device_reload_pending();
-    }
+    zkit__device_wait_for_stop();
     /* Handlers see the flag too: running commands are killed, so the
        destroy below does not wait for them to finish. */
     atomic_store(&zkit__device_stop, 1);

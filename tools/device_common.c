@@ -7,6 +7,8 @@
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +44,35 @@ bool zkit__device_ops_option(int c, const char *value, zkit_ops_opts_t *ops)
     case ZKIT__OPT_IP_ALLOW: ops->ip_allow = value; return true;
     case ZKIT__OPT_IP_DENY: ops->ip_deny = value; return true;
     default: return false;
+    }
+}
+
+int zkit__device_number_option(const char *cmd, const char *name, uint64_t min, uint64_t max,
+                               uint64_t *out)
+{
+    if (zkit__device_parse_uint(optarg, min, max, out) == -1)
+        return zkit__device_usage_error(
+            cmd, "--%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'", name, min, max,
+            optarg);
+    return -1;
+}
+
+int zkit__device_u32_option(const char *cmd, const char *name, uint64_t min, uint64_t max,
+                            uint32_t *out)
+{
+    uint64_t v = 0;
+    int rc = zkit__device_number_option(cmd, name, min, max, &v);
+    if (rc == -1)
+        *out = (uint32_t) v;
+    return rc;
+}
+
+void zkit__device_wait_for_stop(void)
+{
+    while (!zkit__device_stopping()) {
+        zkit__device_reload_pending();
+        /* Signals interrupt poll(); the timeout is only a safety net.       */
+        poll(NULL, 0, 1000);
     }
 }
 

@@ -62,6 +62,21 @@ extern const char zkit__device_ops_usage[];
     false when c is not one of the operations options.                      */
 bool zkit__device_ops_option(int c, const char *value, zkit_ops_opts_t *ops);
 
+/*  The value of a number option (getopt's optarg) named name ("window") in
+    [min, max] into *out. Returns -1 (go on parsing), or prints "zkit CMD:
+    --NAME wants a number from MIN to MAX, not 'X'" and returns
+    ZKIT_EXIT_USAGE.                                                          */
+int zkit__device_number_option(const char *cmd, const char *name, uint64_t min, uint64_t max,
+                               uint64_t *out);
+
+/*  zkit__device_number_option into a uint32_t (max must fit).               */
+int zkit__device_u32_option(const char *cmd, const char *name, uint64_t min, uint64_t max,
+                            uint32_t *out);
+
+/*  Waits until SIGINT or SIGTERM, carrying out SIGHUP reloads meanwhile:
+    the main loop of a device command with nothing else to do.              */
+void zkit__device_wait_for_stop(void);
+
 /*  A device command's --help: prints usage, the operations options and
     tail (NULL: nothing) on stdout. Returns ZKIT_EXIT_OK.                     */
 int zkit__device_help(const char *usage, const char *tail);

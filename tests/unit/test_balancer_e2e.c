@@ -35,20 +35,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "test_wait_util.h"
 #include "zkit.h"
 #include "balancer/protocol.h"
 
 #define HB       50 /* ms: heartbeats in these tests */
 #define DEADLINE 10000
-
-/* Polls cond until it holds or DEADLINE ms pass, then asserts it.          */
-#define WAIT_UNTIL(cond)                                                                           \
-    do {                                                                                           \
-        int64_t end_ = zclock_mono() + DEADLINE;                                                   \
-        while (!(cond) && zclock_mono() < end_)                                                    \
-            zclock_sleep(2);                                                                       \
-        assert_true(cond);                                                                         \
-    } while (0)
 
 /* ---- a service ----------------------------------------------------------------- */
 
@@ -246,7 +238,7 @@ static void test_credit_allows_n_at_once(void **state)
     s_svc_t svc = {.block = true};
     zkit_balancer_t *b = s_balancer(5, 0, NULL);
     zkit_service_worker_t *w = s_worker(b, &svc, 3, NULL);
-    WAIT_UNTIL(s_workers(b) == 1);
+    TEST_ASSERT_EVENTUALLY(s_workers(b) == 1, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 10000, 0);
     for (int i = 0; i < 7; i++) {
         zkit_envelope_t *env = zkit_envelope_new();
@@ -254,9 +246,9 @@ static void test_credit_allows_n_at_once(void **state)
         assert_int_equal(zkit_client_send(c, &env, NULL), 0);
     }
     zkit_client_result_t r;
-    WAIT_UNTIL(atomic_load(&svc.running) == 3);
+    TEST_ASSERT_EVENTUALLY(atomic_load(&svc.running) == 3, DEADLINE);
     zkit_balancer_stats_t st;
-    WAIT_UNTIL((st = s_stats(b)).queued == 4);
+    TEST_ASSERT_EVENTUALLY((st = s_stats(b)).queued == 4, DEADLINE);
     assert_int_equal(st.in_flight, 3);
     assert_int_equal(atomic_load(&svc.max_running), 3);
     atomic_store(&svc.release, 1);
@@ -346,15 +338,15 @@ static void test_late_worker_reply_is_dropped(void **state)
     s_svc_t fast = {0};
     zkit_balancer_t *b = s_balancer(5, 100, NULL);
     zkit_service_worker_t *wa = s_worker(b, &slow, 1, "slow");
-    WAIT_UNTIL(s_workers(b) == 1); /* A is first in line */
+    TEST_ASSERT_EVENTUALLY(s_workers(b) == 1, DEADLINE); /* A is first in line */
     zkit_service_worker_t *wb = s_worker(b, &fast, 1, "fast");
-    WAIT_UNTIL(s_workers(b) == 2);
+    TEST_ASSERT_EVENTUALLY(s_workers(b) == 2, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 5000, 0);
     zkit_envelope_t *reply = zkit_client_request(c, "q", 1);
     s_assert_body(reply, "re:q");
     assert_string_equal(zkit_envelope_src(reply), "fast");
     zkit_envelope_destroy(&reply);
-    WAIT_UNTIL(s_stats(b).late_replies == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).late_replies == 1, DEADLINE);
     zkit_balancer_stats_t st = s_stats(b);
     assert_int_equal(st.replies, 1);
     assert_int_equal(st.requeued, 1);
@@ -481,7 +473,7 @@ static void test_rfc6_worker_with_zkit_client(void **state)
     assert_non_null(worker);
     zsock_set_rcvtimeo(worker, DEADLINE);
     assert_int_equal(zstr_send(worker, "\x01"), 0);
-    WAIT_UNTIL(s_workers(b) == 1);
+    TEST_ASSERT_EVENTUALLY(s_workers(b) == 1, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 5000, 0);
     zkit_envelope_t *env = zkit_envelope_new();
     zkit_envelope_set_body(env, "ping", 4);

@@ -27,19 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_wait_util.h"
 #include "zkit.h"
 
 #define HB       50 /* ms */
 #define LIVENESS 3
 #define DEADLINE 10000
-
-#define WAIT_UNTIL(cond)                                                                           \
-    do {                                                                                           \
-        int64_t end_ = zclock_mono() + DEADLINE;                                                   \
-        while (!(cond) && zclock_mono() < end_)                                                    \
-            zclock_sleep(2);                                                                       \
-        assert_true(cond);                                                                         \
-    } while (0)
 
 typedef struct {
     atomic_int calls;
@@ -159,10 +152,10 @@ static void test_disconnected_worker_requests_go_elsewhere(void **state)
     zkit_balancer_t *b = s_balancer();
     zsock_t *ppp = zsock_new_dealer(zkit_balancer_backend(b));
     zstr_send(ppp, "\x01");
-    WAIT_UNTIL(s_stats(b).workers == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 1, DEADLINE);
     s_svc_t svc = {0};
     zkit_service_worker_t *w = s_worker(zkit_balancer_backend(b), &svc, 1, 0);
-    WAIT_UNTIL(s_stats(b).workers == 2);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 2, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 5000, 0);
     assert_int_equal(s_send_async(c, "job"), 0);
     zmsg_t *request = s_next_request(ppp, c);
@@ -191,10 +184,10 @@ static void test_silent_worker_is_removed_within_liveness(void **state)
     zkit_balancer_t *b = s_balancer();
     zsock_t *ppp = zsock_new_dealer(zkit_balancer_backend(b));
     zstr_send(ppp, "\x01");
-    WAIT_UNTIL(s_stats(b).workers == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 1, DEADLINE);
     s_svc_t svc = {0};
     zkit_service_worker_t *w = s_worker(zkit_balancer_backend(b), &svc, 1, 0);
-    WAIT_UNTIL(s_stats(b).workers == 2);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 2, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 5000, 0);
     assert_int_equal(s_send_async(c, "job"), 0);
     /* The request arrives; from now on this worker says nothing. Its last
@@ -244,17 +237,17 @@ static void test_stopped_worker_gives_back_what_it_did_not_start(void **state)
     zkit_balancer_t *b = s_balancer();
     s_svc_t held = {.block = true};
     zkit_service_worker_t *wa = s_worker(zkit_balancer_backend(b), &held, 3, 1);
-    WAIT_UNTIL(s_stats(b).workers == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 1, DEADLINE);
     zkit_client_t *c = s_client(zkit_balancer_frontend(b), 10000, 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(s_send_async(c, "job"), 0);
-    WAIT_UNTIL(s_stats(b).in_flight == 3 && atomic_load(&held.running) == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).in_flight == 3 && atomic_load(&held.running) == 1, DEADLINE);
     s_svc_t svc = {0};
     zkit_service_worker_t *wb = s_worker(zkit_balancer_backend(b), &svc, 1, 0);
-    WAIT_UNTIL(s_stats(b).workers == 2);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 2, DEADLINE);
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, s_destroy_thread, &wa), 0);
-    WAIT_UNTIL(atomic_load(&s_destroying));
+    TEST_ASSERT_EVENTUALLY(atomic_load(&s_destroying), DEADLINE);
     atomic_store(&held.release, 1);
     assert_int_equal(pthread_join(thread, NULL), 0);
     assert_null(wa);
@@ -368,7 +361,7 @@ static void test_garbage_is_counted_and_dropped(void **state)
     SEND(bad_worker, "\x02");                                  /* unknown worker heartbeat */
 
     zkit_balancer_stats_t st;
-    WAIT_UNTIL((st = s_stats(b)).unknown_worker == 1);
+    TEST_ASSERT_EVENTUALLY((st = s_stats(b)).unknown_worker == 1, DEADLINE);
     assert_int_equal(st.bad_frontend[ZKIT_BALANCER_BAD_ROUTE], 2);
     assert_int_equal(st.bad_frontend[ZKIT_BALANCER_BAD_FRAMES], 2);
     assert_int_equal(st.bad_backend[ZKIT_BALANCER_BAD_COMMAND], 2);
@@ -386,9 +379,9 @@ static void test_garbage_is_counted_and_dropped(void **state)
     /* A worker that said READY with a credit speaks envelopes; a reply that
        is not one is dropped and fails the attempt, and the retry is served. */
     zkit_service_worker_destroy(&w);
-    WAIT_UNTIL(s_stats(b).workers == 0);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 0, DEADLINE);
     SEND(bad_worker, "\x01", "1");
-    WAIT_UNTIL(s_stats(b).workers == 1);
+    TEST_ASSERT_EVENTUALLY(s_stats(b).workers == 1, DEADLINE);
     assert_int_equal(s_send_async(c, "once more"), 0);
     zmsg_t *request = s_next_request(bad_worker, c);
     assert_non_null(request);

@@ -25,15 +25,10 @@
 #include "zkit.h"
 
 #include "test_control_util.h"
+#include "test_wait_util.h"
 
 #define ANY    "tcp://127.0.0.1:*"
 #define S_WAIT 10000 /* ms any single wait may take */
-
-/*  Calls refresh (an expression: a stats call) until cond holds, at most
-    S_WAIT ms; the caller asserts cond afterwards.                          */
-#define S_WAIT_UNTIL(refresh, cond)                                                                \
-    for (int64_t s_deadline = zclock_mono() + S_WAIT;                                              \
-         ((refresh), !(cond)) && zclock_mono() < s_deadline; zclock_sleep(5))
 
 static void test_publisher_prefix_cap_and_pause(void **state)
 {
@@ -64,8 +59,8 @@ static void test_publisher_prefix_cap_and_pause(void **state)
     memset(frame + 1, 'L', 300); /* longer than ZKIT_TOPIC_MAX */
     zmq_send(zsock_resolve(xsub), frame, 301, 0);
     zkit_publisher_stats_t st;
-    S_WAIT_UNTIL(assert_int_equal(zkit_publisher_stats(pub, &st), 0),
-                 st.subscribe >= (uint64_t) total + 1);
+    TEST_WAIT_UNTIL(assert_int_equal(zkit_publisher_stats(pub, &st), 0),
+                    st.subscribe >= (uint64_t) total + 1, S_WAIT);
     assert_int_equal(st.subscribe, total + 1);
     assert_int_equal(st.prefixes, ZKIT_PUBLISHER_PREFIXES_MAX);
     assert_int_equal(st.bad_subscriptions, 0);
@@ -78,7 +73,7 @@ static void test_publisher_prefix_cap_and_pause(void **state)
     assert_int_equal(st.published, 0);
     test_control_expect(control, "RESUME", "OK resumed");
     test_control_expect(control, "RESUME", "OK resumed"); /* a repeat: no change */
-    S_WAIT_UNTIL(assert_int_equal(zkit_publisher_stats(pub, &st), 0), st.published >= 1);
+    TEST_WAIT_UNTIL(assert_int_equal(zkit_publisher_stats(pub, &st), 0), st.published >= 1, S_WAIT);
     assert_int_equal(st.published, 1);
     assert_int_equal(st.paused, 0);
     zsock_destroy(&xsub);
@@ -127,7 +122,8 @@ static void test_forwarder_filters_frames(void **state)
     zmsg_destroy(&msg);
 
     zkit_forwarder_stats_t st;
-    S_WAIT_UNTIL(assert_int_equal(zkit_forwarder_stats(fwd, &st), 0), st.bad_upstream >= 2);
+    TEST_WAIT_UNTIL(assert_int_equal(zkit_forwarder_stats(fwd, &st), 0), st.bad_upstream >= 2,
+                    S_WAIT);
     assert_int_equal(st.bad_frames, 2);
     assert_int_equal(st.bad_upstream, 2);
     /* What the wire carried: the malformed messages too, every frame. */

@@ -25,4 +25,12 @@
         }                                                                                          \
     } while (0)
 
+/*  TEST_WAIT_UNTIL without a refresh, then asserts cond: for a condition
+    that reads shared state itself (an atomic, a call).                      */
+#define TEST_ASSERT_EVENTUALLY(cond, timeout_ms)                                                   \
+    do {                                                                                           \
+        TEST_WAIT_UNTIL((void) 0, cond, timeout_ms);                                               \
+        assert_true(cond);                                                                         \
+    } while (0)
+
 #endif
