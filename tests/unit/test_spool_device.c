@@ -91,17 +91,13 @@ static void test_failed_roll_keeps_synced_records_visible(void **state)
     for (uint64_t i = 1; i <= 3; i++)
         assert_int_equal(
             zkit_spool_append_nosync(spool, buf, tu_payload(buf, RECORD, i, RECORD), NULL), 0);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = 0; /* the disk is full: the next segment cannot be made */
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, 0, ENOSPC); /* the disk is full: the next segment cannot be made */
     assert_int_equal(zkit_spool_append_nosync(spool, buf, tu_payload(buf, RECORD, 4, RECORD), NULL),
                      -1);
     assert_int_equal(errno, ENOSPC);
     assert_int_equal(zkit_spool_sync(spool), 0);
     assert_int_equal(s_visible(spool), 3);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = -1; /* space is back */
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, -1, ENOSPC); /* space is back */
     uint64_t seq = 0;
     assert_int_equal(zkit_spool_append(spool, buf, tu_payload(buf, RECORD, 4, RECORD), &seq), 0);
     assert_int_equal(seq, 4);

@@ -471,9 +471,7 @@ static void test_disk_full_injected_enospc(void **state)
     long before = tu_file_size(seg);
     /* The disk fills up in the middle of the next record: a short write,
        then ENOSPC. */
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = 100;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, 100, ENOSPC);
     assert_int_equal(zkit_spool_append(spool, buf, tu_payload(buf, 300, 6, 300), NULL), -1);
     assert_int_equal(errno, ENOSPC);
     assert_int_equal(tu_file_size(seg), before); /* the partial record is gone */
@@ -483,9 +481,7 @@ static void test_disk_full_injected_enospc(void **state)
     assert_int_equal(st.write_errors, 1);
     assert_int_equal(st.newest_seq, 5);
     /* Space returns. */
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = -1;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, -1, ENOSPC);
     uint64_t seq;
     assert_int_equal(zkit_spool_append(spool, buf, tu_payload(buf, 300, 6, 300), &seq), 0);
     assert_int_equal(seq, 6);
@@ -501,14 +497,10 @@ static void test_disk_full_injected_enospc(void **state)
     zkit_spool_destroy(&spool);
     opts.segment_size = 1024;
     spool = zkit_spool_new(dir, &opts);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = 0;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, 0, ENOSPC);
     assert_int_equal(zkit_spool_append(spool, buf, tu_payload(buf, 300, 7, 300), NULL), -1);
     assert_int_equal(errno, ENOSPC);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = -1;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, -1, ENOSPC);
     assert_int_equal(zkit_spool_append(spool, buf, tu_payload(buf, 300, 7, 300), &seq), 0);
     assert_int_equal(seq, 7);
     assert_int_equal(tu_read_all(spool, seqs, 8, true), 7);
@@ -587,15 +579,10 @@ static void test_write_error_fails_the_spool(void **state)
     opts.io = &fault.io;
     zkit_spool_t *spool = zkit_spool_new(dir, &opts);
     assert_int_equal(zkit_spool_append(spool, "one", 3, NULL), 0);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = 0;
-    fault.write_errno = EIO;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, 0, EIO);
     assert_int_equal(zkit_spool_append(spool, "two", 3, NULL), -1);
     assert_int_equal(errno, EIO);
-    pthread_mutex_lock(&fault.lock);
-    fault.write_budget = -1;
-    pthread_mutex_unlock(&fault.lock);
+    tu_fault_disk_space(&fault, -1, ENOSPC);
     assert_int_equal(zkit_spool_append(spool, "three", 5, NULL), -1);
     assert_int_equal(errno, ZKIT_EFAILED);
     zkit_spool_destroy(&spool);

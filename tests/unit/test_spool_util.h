@@ -302,6 +302,16 @@ TU_UNUSED static void tu_fault_fini(tu_fault_t *f)
     pthread_mutex_destroy(&f->lock);
 }
 
+/*  The disk from now on: bytes writes may still take before they fail with
+    err (ENOSPC for a full disk), or budget -1 for space without limit.    */
+TU_UNUSED static void tu_fault_disk_space(tu_fault_t *f, long long budget, int err)
+{
+    pthread_mutex_lock(&f->lock);
+    f->write_budget = budget;
+    f->write_errno = err;
+    pthread_mutex_unlock(&f->lock);
+}
+
 TU_UNUSED static void tu_fault_set(tu_fault_t *f, int *field, int value)
 {
     pthread_mutex_lock(&f->lock);
